@@ -1,0 +1,50 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/upsproxy/upsproxy/internal/proxy"
+)
+
+func (c *cli) caCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "ca", Short: "Manage the MITM certificate authority"}
+	var out string
+	initCmd := &cobra.Command{
+		Use:   "init --out DIR",
+		Short: "Create the MITM CA (ECDSA P-256, key mode 0600) and print how to trust it",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if out == "" {
+				return fmt.Errorf("--out DIR is required")
+			}
+			certPath, keyPath, err := proxy.InitCA(out, time.Now())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.out, `Created the upsproxy MITM CA:
+  certificate: %[1]s
+  private key: %[2]s (mode 0600: keep it secret, readable only by the proxy)
+
+Point the proxy at it:
+  mitm {
+    ca_cert = %[1]q
+    ca_key  = %[2]q
+  }
+
+Then make the client software trust %[1]s, for example:
+  curl:              curl --cacert %[1]s --proxy http://127.0.0.1:8080 https://onlinetools.ups.com/...
+  Debian/Ubuntu:     cp %[1]s /usr/local/share/ca-certificates/upsproxy.crt && update-ca-certificates
+  RHEL/Fedora:       cp %[1]s /etc/pki/ca-trust/source/anchors/upsproxy.pem && update-ca-trust
+  Windows:           certutil -addstore -f Root %[1]s
+  Java:              keytool -importcert -cacerts -alias upsproxy -file %[1]s
+`, certPath, keyPath)
+			return nil
+		},
+	}
+	initCmd.Flags().StringVar(&out, "out", "", "directory to write ca.pem and ca-key.pem into")
+	cmd.AddCommand(initCmd)
+	return cmd
+}

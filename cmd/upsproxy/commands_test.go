@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/upsproxy/upsproxy/internal/ups"
+	"github.com/upsproxy/upsproxy/internal/vaultstore"
+)
+
+func TestLogin_ManualPrintsTheAuthorizationURLAloneOnStdoutAndExchangesThePastedRedirect(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	// Play the admin: read the URL the command prints, "log in" at the
+	// simulator (which approves at once) and paste the redirect back.
+	pr, pw := newPipe()
+	out, errb := newBuf(), newBuf()
+	done := make(chan int, 1)
+	go func() {
+		done <- run(context.Background(), []string{"login", "--carrier", "main", "--manual", "--config", e.cfgPath}, pr, out, errb)
+	}()
+	var authURL string
+	waitFor(t, func() bool {
+		authURL = strings.TrimSpace(out.String())
+		return strings.HasSuffix(out.String(), "\n")
+	}, "the authorization URL on stdout")
+	u, err := url.Parse(authURL)
+	if err != nil || !strings.HasSuffix(u.Path, "/security/v1/oauth/authorize") || u.Query().Get("state") == "" {
+		t.Fatalf("stdout is not just the authorization URL: %q", out.String())
+	}
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	redirect := resp.Header.Get("Location")
+	if _, err := pw.Write([]byte(redirect + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	if code := <-done; code != 0 {
+		t.Fatalf("login exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "Logged in") {
+		t.Fatalf("no success line: %q", out.String())
+	}
+	if _, err := e.store.Get(context.Background(), "main", ups.Test); err != nil {
+		t.Fatalf("nothing stored: %v", err)
+	}
+	e.rememberStoredTokens("main", ups.Test)
+}
+
+func TestLogin_BadPastedInputGivesOneClearLineAndStoresNothing(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	cases := []struct {
+		name, url, want string
+	}{
+		{"redirect without a code", "https://127.0.0.1/upscallback?scope=read", "code"},
+		{"user denied access", "https://127.0.0.1/upscallback?error=access_denied&error_description=User+denied", "access_denied"},
+		{"garbage", "%%%not a url at all\x00", ""},
+		{"code UPS does not know", "https://127.0.0.1/upscallback?code=123abc&scope=read", "UPS"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := e.run("", "login", "--carrier", "main", "--url", c.url)
+			if r.code == 0 {
+				t.Fatalf("login succeeded on %q", c.url)
+			}
+			lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+			last := lines[len(lines)-1]
+			if !strings.HasPrefix(last, "upsproxy: ") || !strings.Contains(last, c.want) {
+				t.Fatalf("stderr %q lacks a clear reason containing %q", r.stderr, c.want)
+			}
+			if _, err := e.store.Get(context.Background(), "main", ups.Test); !errors.Is(err, vaultstore.ErrNotFound) {
+				t.Fatalf("something was stored: %v", err)
+			}
+		})
+	}
+}
+
+func TestTokenInfo_PrintsTheAccessTokenInformationTableAndNeverTheTokens(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.login("main")
+	rec, err := e.store.Get(context.Background(), "main", ups.Test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.run("", "token", "info", "--carrier", "main")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	for _, label := range []string{"Token Type:", "Token Status:", "Token Issued:", "Token Expires:", "Token Scope:",
+		"Refresh Token Status:", "Refresh Token Issued:", "Refresh Token Expires:", "Refresh Count:"} {
+		if !strings.Contains(r.stdout, label) {
+			t.Errorf("table lacks %q:\n%s", label, r.stdout)
+		}
+	}
+	if !strings.Contains(r.stdout, "Bearer") || !strings.Contains(r.stdout, "approved") {
+		t.Errorf("table lacks values:\n%s", r.stdout)
+	}
+	j := e.run("", "token", "info", "--carrier", "main", "--json")
+	var m map[string]any
+	if err := json.Unmarshal([]byte(j.stdout), &m); err != nil || m["token_type"] != "Bearer" {
+		t.Fatalf("--json output %q: %v", j.stdout, err)
+	}
+	for _, out := range []string{r.stdout, r.stderr, j.stdout, j.stderr} {
+		if strings.Contains(out, rec.Token.AccessToken) || strings.Contains(out, rec.Token.RefreshToken) {
+			t.Fatal("token info printed a token value")
+		}
+	}
+}
+
+func TestConfigValidate_ReportsFileLineAndExitsOneOnErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.hcl")
+	writeFile(t, bad, "carrier \"a\" {\n  environment = \"staging\"\n  client_id = \"x\"\n  redirect_uri = \"https://127.0.0.1/cb\"\n}\n")
+	out, errb := newBuf(), newBuf()
+	code := run(context.Background(), []string{"config", "validate", "--config", bad}, strings.NewReader(""), out, errb)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	if !strings.Contains(errb.String(), "bad.hcl:2") || !strings.Contains(errb.String(), "staging") {
+		t.Fatalf("diagnostic lacks file:line or snippet:\n%s", errb.String())
+	}
+}
+
+func TestCAInit_WritesAPrivateKeyOnlyTheOwnerCanRead(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ca")
+	out, errb := newBuf(), newBuf()
+	if code := run(context.Background(), []string{"ca", "init", "--out", dir}, strings.NewReader(""), out, errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	st, err := os.Stat(filepath.Join(dir, "ca-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("key mode %v", st.Mode().Perm())
+	}
+	if !strings.Contains(out.String(), "ca.pem") {
+		t.Fatalf("no trust instructions: %s", out.String())
+	}
+	// A second init must not overwrite the CA clients already trust.
+	if code := run(context.Background(), []string{"ca", "init", "--out", dir}, strings.NewReader(""), newBuf(), newBuf()); code == 0 {
+		t.Fatal("ca init overwrote an existing CA")
+	}
+}
+
+func TestVersion_PrintsVersionCommitAndGo(t *testing.T) {
+	out := newBuf()
+	if code := run(context.Background(), []string{"version"}, strings.NewReader(""), out, newBuf()); code != 0 {
+		t.Fatal(code)
+	}
+	if !strings.HasPrefix(out.String(), "upsproxy ") || !strings.Contains(out.String(), "commit") || !strings.Contains(out.String(), "go1.") {
+		t.Fatalf("version output %q", out.String())
+	}
+}

@@ -1,0 +1,400 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/upsproxy/upsproxy/internal/proxy"
+	"github.com/upsproxy/upsproxy/internal/testutil/vaultdevtest"
+	"github.com/upsproxy/upsproxy/internal/ups"
+	"github.com/upsproxy/upsproxy/internal/upssim"
+	"github.com/upsproxy/upsproxy/internal/vaultstore"
+)
+
+// Everything any command printed during the test run, for the log scan in
+// TestMain, and every secret the run used.
+var (
+	captured   syncBuffer
+	secretsMu  sync.Mutex
+	secretsSet = map[string]bool{}
+)
+
+func rememberSecret(s string) {
+	if len(s) < 6 {
+		return
+	}
+	secretsMu.Lock()
+	secretsSet[s] = true
+	secretsMu.Unlock()
+}
+
+// TestMain runs the tests, then scans every line any command printed for
+// any token, secret or password the tests used: none may appear.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		out := captured.String()
+		secretsMu.Lock()
+		for s := range secretsSet {
+			if strings.Contains(out, s) {
+				fmt.Fprintf(os.Stderr, "FAIL: a secret (%d chars, starts %q) appears in the captured output of upsproxy commands\n", len(s), s[:3])
+				code = 1
+			}
+		}
+		n := len(secretsSet)
+		secretsMu.Unlock()
+		if code == 0 {
+			fmt.Fprintf(os.Stderr, "log scan: %d secrets checked against %d bytes of command output, none found\n", n, len(out))
+		}
+	}
+	os.Exit(code)
+}
+
+// syncBuffer is a goroutine-safe buffer that also appends to captured.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+	tee *syncBuffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	if b.tee != nil {
+		_, _ = b.tee.Write(p)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func newBuf() *syncBuffer { return &syncBuffer{tee: &captured} }
+
+// env is one test installation: a real Vault, the UPS simulator, a MITM
+// CA and a config file naming them.
+type env struct {
+	t        *testing.T
+	dir      string
+	vault    *vaultdevtest.Server
+	sim      *upssim.Server
+	simURL   string
+	cfgPath  string
+	caPool   *x509.CertPool
+	clientID string
+	secret   string
+	redirect string
+	store    *vaultstore.Store
+}
+
+type envOptions struct {
+	accessTTL, refreshTTL time.Duration
+	carriers              string // HCL carrier blocks; default one test carrier "main"
+	extra                 string // more top-level HCL
+}
+
+const testSecret = "s3cr+t %25 with space"
+
+func newEnv(t *testing.T, o envOptions) *env {
+	t.Helper()
+	e := &env{t: t, dir: t.TempDir(), clientID: "test-client-id", secret: testSecret, redirect: "https://127.0.0.1/upscallback"}
+	rememberSecret(e.secret)
+	e.vault = vaultdevtest.Start(t)
+	rememberSecret(e.vault.Token)
+	e.sim = upssim.New(upssim.Options{
+		Clients:    map[string]string{e.clientID: e.secret, "pkce-client": ""},
+		AccessTTL:  o.accessTTL,
+		RefreshTTL: o.refreshTTL,
+	})
+	srv := httptest.NewServer(e.sim)
+	t.Cleanup(srv.Close)
+	e.simURL = srv.URL
+
+	if _, _, err := proxy.InitCA(filepath.Join(e.dir, "ca"), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	pem, err := os.ReadFile(filepath.Join(e.dir, "ca", "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.caPool = x509.NewCertPool()
+	e.caPool.AppendCertsFromPEM(pem)
+
+	writeFile(t, filepath.Join(e.dir, "vault-token"), e.vault.Token)
+	writeFile(t, filepath.Join(e.dir, "ups-secret"), e.secret)
+	carriers := o.carriers
+	if carriers == "" {
+		carriers = `
+carrier "main" {
+  environment   = "test"
+  default       = true
+  client_id     = "test-client-id"
+  client_secret = file("ups-secret")
+  redirect_uri  = "https://127.0.0.1/upscallback"
+}
+`
+	}
+	cfg := fmt.Sprintf(`
+listen       = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+log {
+  level  = "debug"
+  format = "json"
+}
+vault {
+  address = %q
+  mount   = "secret"
+  prefix  = "upsproxy-test"
+  auth "token" {
+    token_file = "vault-token"
+  }
+}
+mitm {
+  ca_cert = "ca/ca.pem"
+  ca_key  = "ca/ca-key.pem"
+}
+ups {
+  test_url       = %q
+  production_url = %q
+}
+%s
+%s
+`, e.vault.Addr, e.simURL, e.simURL, o.extra, carriers)
+	e.cfgPath = filepath.Join(e.dir, "upsproxy.hcl")
+	writeFile(t, e.cfgPath, cfg)
+
+	st, err := vaultstore.New(vaultstore.Options{Client: e.vault.Client(t), Mount: "secret", Prefix: "upsproxy-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.store = st
+	return e
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// result of one command.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// run runs an upsproxy command against this installation's config.
+func (e *env) run(stdin string, args ...string) result {
+	e.t.Helper()
+	out, errb := newBuf(), newBuf()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	code := run(ctx, append(args, "--config", e.cfgPath), strings.NewReader(stdin), out, errb)
+	return result{code: code, stdout: out.String(), stderr: errb.String()}
+}
+
+// login mints tokens for a carrier through the simulator's authorize step.
+func (e *env) login(carrier string) {
+	e.t.Helper()
+	code := e.sim.IssueCode(e.clientID, e.redirect, "")
+	r := e.run("", "login", "--carrier", carrier, "--code", code)
+	if r.code != 0 {
+		e.t.Fatalf("login failed (exit %d): %s", r.code, r.stderr)
+	}
+	e.rememberStoredTokens(carrier, ups.Test)
+}
+
+// rememberStoredTokens adds the stored token values to the secrets the log
+// scan looks for.
+func (e *env) rememberStoredTokens(carrier string, env ups.Environment) {
+	rec, err := e.store.Get(context.Background(), carrier, env)
+	if err == nil {
+		rememberSecret(rec.Token.AccessToken)
+		rememberSecret(rec.Token.RefreshToken)
+	}
+}
+
+// editRecord changes the stored record of a carrier.
+func (e *env) editRecord(carrier string, env ups.Environment, edit func(*vaultstore.Record)) {
+	e.t.Helper()
+	ctx := context.Background()
+	rec, err := e.store.Get(ctx, carrier, env)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	edit(&rec)
+	if _, err := e.store.Put(ctx, rec); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// server is a running `upsproxy serve`.
+type server struct {
+	addr   string
+	logs   *syncBuffer
+	cancel context.CancelFunc
+	done   chan int
+}
+
+func (e *env) serve() *server {
+	e.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &server{logs: newBuf(), cancel: cancel, done: make(chan int, 1)}
+	go func() {
+		s.done <- run(ctx, []string{"serve", "--config", e.cfgPath}, strings.NewReader(""), newBuf(), s.logs)
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for s.addr == "" {
+		if time.Now().After(deadline) {
+			cancel()
+			e.t.Fatalf("serve did not start:\n%s", s.logs.String())
+		}
+		select {
+		case code := <-s.done:
+			e.t.Fatalf("serve exited with %d:\n%s", code, s.logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		for _, l := range s.lines() {
+			if l["msg"] == "proxy listening" {
+				s.addr, _ = l["addr"].(string)
+			}
+		}
+	}
+	e.t.Cleanup(func() { s.stop(e.t) })
+	return s
+}
+
+// stop ends the server like SIGTERM would and checks it exits 0.
+func (s *server) stop(t *testing.T) {
+	if s.cancel == nil {
+		return
+	}
+	s.cancel()
+	s.cancel = nil
+	select {
+	case code := <-s.done:
+		if code != 0 {
+			t.Errorf("serve exited %d:\n%s", code, s.logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("serve did not stop within 30s")
+	}
+}
+
+// lines parses the JSON log lines.
+func (s *server) lines() []map[string]any {
+	var out []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(s.logs.String()))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if json.Unmarshal(sc.Bytes(), &m) == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// findLog returns the first log line with the given level and message
+// substring.
+func (s *server) findLog(level, msgPart string) map[string]any {
+	for _, l := range s.lines() {
+		if l["level"] == level && strings.Contains(fmt.Sprint(l["msg"]), msgPart) {
+			return l
+		}
+	}
+	return nil
+}
+
+// waitLog waits for a log line.
+func (s *server) waitLog(t *testing.T, level, msgPart string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if l := s.findLog(level, msgPart); l != nil {
+			return l
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no %s log line containing %q:\n%s", level, msgPart, s.logs.String())
+	return nil
+}
+
+// proxyClient is an HTTP client using the server as its HTTP(S) proxy and
+// trusting the MITM CA, as a configured legacy client would.
+func (e *env) proxyClient(s *server) *http.Client {
+	pu, _ := url.Parse("http://" + s.addr)
+	return &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			Proxy:               http.ProxyURL(pu),
+			TLSClientConfig:     &tls.Config{RootCAs: e.caPool},
+			MaxIdleConnsPerHost: 64,
+		},
+	}
+}
+
+// directClient talks to the proxy as a base URL (origin-form).
+func directClient() *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+}
+
+// pipe is an io.Reader fed by the test, standing in for a terminal.
+type pipe struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	buf  bytes.Buffer
+}
+
+func newPipe() (*pipe, *pipe) {
+	p := &pipe{}
+	p.cond = sync.NewCond(&p.mu)
+	return p, p
+}
+
+func (p *pipe) Read(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.buf.Len() == 0 {
+		p.cond.Wait()
+	}
+	return p.buf.Read(b)
+}
+
+func (p *pipe) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n, err := p.buf.Write(b)
+	p.cond.Broadcast()
+	return n, err
+}
+
+// waitFor polls cond for up to 10 seconds.
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

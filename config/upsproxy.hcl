@@ -1,0 +1,174 @@
+# upsproxy example configuration.
+#
+# Every key is shown. Commented-out lines are alternatives or optional keys;
+# the values shown on live lines are the defaults unless a comment says
+# otherwise. Check a file with:  upsproxy config validate --config FILE
+#
+# Functions available in any value:
+#   env("NAME")                 the environment variable NAME (an error if unset)
+#   file("path")                a file's contents, trailing newlines removed
+#   vault("kv/data/path", "f")  field f of a Vault KV secret, read at start-up
+# Relative paths (in file() and in the *_file / ca_* keys) are relative to
+# this file's directory. Never write a client secret as a literal: upsproxy
+# warns when you do.
+#
+# In quoted strings "${" starts an HCL interpolation: write "$${" for a
+# literal "${" (see the rewrite block).
+
+# The proxy listener. Clients use it as HTTPS_PROXY / HTTP_PROXY, or as their
+# UPS base URL. Keep it on loopback unless client blocks (proxy
+# authentication) exist: upsproxy warns otherwise.
+listen = "127.0.0.1:8080"
+
+# The admin listener: /healthz /readyz /status /metrics.
+admin_listen = "127.0.0.1:9090"
+
+# Sent as the transactionSrc header when a client does not send one
+# (at most 512 printable ASCII characters).
+transaction_src = "upsproxy"
+
+# Client source addresses allowed to use the proxy; networks or single
+# addresses. Empty or absent: every address.
+allow_cidrs = []
+# allow_cidrs = ["10.0.0.0/8", "192.168.1.7"]
+
+log {
+  level  = "info" # debug | info | warn | error
+  format = "json" # json | console
+}
+
+vault {
+  # Default: the VAULT_ADDR environment variable.
+  # address = "https://vault.internal:8200"
+
+  mount  = "secret"   # a KV version 2 mount
+  prefix = "upsproxy" # tokens live under <mount>/data/<prefix>/...
+
+  # PEM bundle to verify Vault's certificate (default: system roots).
+  # ca_cert = "/etc/upsproxy/vault-ca.pem"
+
+  # Exactly one auth block; without one, token auth with VAULT_TOKEN.
+  auth "token" {
+    # Read the token from a file instead of VAULT_TOKEN.
+    # token_file = "/run/secrets/vault-token"
+  }
+
+  # auth "approle" {
+  #   role_id        = "9e0f3d4c-..."                    # required
+  #   secret_id_file = "/run/secrets/upsproxy-secret-id" # one of secret_id_file
+  #   secret_id_env  = "VAULT_SECRET_ID"                 #   or secret_id_env
+  #   wrapped        = false                             # secret ID is a wrapping token
+  #   mount_path     = "approle"
+  # }
+
+  # auth "kubernetes" {
+  #   role       = "upsproxy" # required
+  #   token_file = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+  #   mount_path = "kubernetes"
+  # }
+}
+
+# The CA used to intercept CONNECT (HTTPS_PROXY) traffic to UPS hosts; clients
+# must trust its certificate. Create it with: upsproxy ca init --out DIR
+# Remove the block to refuse CONNECT. Both keys are required.
+mitm {
+  ca_cert = "/etc/upsproxy/ca.pem"
+  ca_key  = "/etc/upsproxy/ca-key.pem"
+}
+
+# Where requests go, per environment: scheme, host and optional port only.
+ups {
+  test_url       = "https://wwwcie.ups.com"
+  production_url = "https://onlinetools.ups.com"
+  # Extra PEM bundle trusted for upstream TLS (the simulator in tests).
+  # ca_file = "/etc/upsproxy/upssim-ca.pem"
+}
+
+# Log reminders to run `upsproxy login` before an active carrier's refresh
+# token expires: from warn_before ahead, every interval. Go durations.
+reminders {
+  warn_before = "168h"
+  interval    = "6h"
+}
+
+limits {
+  # Sizes: a number of bytes, or with a unit B, KiB, MiB, GiB, KB, MB, GB.
+  max_request_body    = "10MiB" # larger bodies get UPSPROXY_REQUEST_TOO_LARGE
+  body_scan_limit     = "1MiB"  # how much of a body is searched for a shipper number
+  max_connections     = 1024    # concurrent client connections
+  read_header_timeout = "10s"
+  idle_timeout        = "120s"
+  upstream_timeout    = "60s" # one request to UPS
+  shutdown_grace      = "30s" # in-flight requests may finish on SIGTERM
+}
+
+# Legacy path translations, tried in order. match is a Go regular expression
+# tested against the request path; replace is the new path (it must start
+# with /api/) and may use $1 or $${name} for the groups of match.
+rewrite "legacy-rate" {
+  match   = "^/ship/v1/rating/(Rate|Shop)$"
+  replace = "/api/rating/v2409/$1"
+}
+
+rewrite "legacy-track" {
+  match   = "^/track/v1/details/(?P<number>[A-Za-z0-9]+)$"
+  replace = "/api/track/v1/details/$${number}"
+}
+
+# Proxy users. When at least one client block exists, every request needs
+# Proxy-Authorization (Basic) with a client's name and password.
+# password_hash is bcrypt ($2a$, $2b$ or $2y$); make one with:
+#   htpasswd -nbBC 10 "" 'THE PASSWORD' | tr -d ':\n'
+# carrier (optional) pins the client to one carrier.
+#
+# client "warehouse-1" {
+#   password_hash = "$2a$10$mZfaaPCVaDin1zY4zdQu/uIJ3xL8oChYAJVdN28wS9GacPBDTE9A."
+#   carrier       = "main"
+# }
+
+# One carrier per UPS application (client ID) and environment. A request's
+# carrier is, in order: its client's carrier, the X-Upsproxy-Carrier header,
+# the carrier owning the shipper number in the request, the default carrier.
+carrier "main" {
+  environment = "production" # test | production (required)
+  inactive    = false        # inactive: requests refused, no reminders
+  default     = true         # at most one carrier
+  grant       = "authorization_code" # or "client_credentials"
+  client_id   = "your-ups-client-id" # required
+
+  # Optional for authorization_code (without it, login uses PKCE); required
+  # for client_credentials. Use env(), file() or vault().
+  client_secret = env("UPS_CLIENT_SECRET")
+  # client_secret = file("/run/secrets/ups-client-secret")
+  # client_secret = vault("secret/data/upsproxy/main", "client_secret")
+
+  # authorization_code: the redirect URI registered with the application
+  # (required). A loopback URI lets `upsproxy login` catch the redirect.
+  redirect_uri = "https://127.0.0.1/upscallback"
+
+  # client_credentials: sent as x-merchant-id (your UPS account number).
+  merchant_id = "W599Y7"
+  scope       = "" # usually empty
+
+  # Fill a missing Shipper.ShipperNumber with the default shipper account's.
+  fill_shipper_number = false
+
+  # Shipper numbers billed through this carrier; a number belongs to one
+  # carrier only.
+  shipper_account "SalesPad" {
+    number       = "W599Y7"
+    postal_code  = "49525"
+    country_code = "US"
+    default      = true # at most one per carrier
+  }
+}
+
+# A machine-to-machine carrier against the test environment, kept for later.
+carrier "cie" {
+  environment   = "test"
+  inactive      = true
+  grant         = "client_credentials"
+  client_id     = "your-cie-client-id"
+  client_secret = env("UPS_CIE_CLIENT_SECRET")
+  merchant_id   = "X12345"
+}

@@ -1,0 +1,71 @@
+package config
+
+import (
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Client is a proxy user. When any client exists, every request must carry
+// Proxy-Authorization with a client's name and password.
+type Client struct {
+	// Name is the proxy-auth user name.
+	Name string
+	// PasswordHash is a bcrypt hash ($2a$, $2b$ or $2y$) of the password.
+	PasswordHash string
+	// Carrier, when set, is the carrier this client's requests use;
+	// otherwise the carrier is resolved from the request.
+	Carrier   string
+	DeclRange hcl.Range
+}
+
+type rawClient struct {
+	Name         string    `hcl:"name,label"`
+	PasswordHash *string   `hcl:"password_hash,optional"`
+	Carrier      string    `hcl:"carrier,optional"`
+	Body         hcl.Body  `hcl:",body"`
+	DeclRange    hcl.Range `hcl:",def_range"`
+}
+
+func (r *rawClient) build(bd *builder) (Client, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	b := bd.block(r.Body, r.DeclRange)
+	out := Client{Name: r.Name, Carrier: r.Carrier, DeclRange: r.DeclRange}
+	if r.Name == "" || strings.ContainsAny(r.Name, ":\r\n") {
+		// The name travels in HTTP Basic credentials, where ':' ends it.
+		diags = append(diags, b.blockErrorf("Invalid client name",
+			"A client name is the proxy user name: it must not be empty or contain ':' or line breaks."))
+	}
+	switch {
+	case b.absent("password_hash", r.PasswordHash != nil):
+		diags = append(diags, b.missing("password_hash", "a bcrypt hash of the client's proxy password"))
+	case b.given("password_hash", r.PasswordHash != nil):
+		if !isBcryptHash(*r.PasswordHash) {
+			// The value is not echoed: it may be a password pasted by mistake.
+			diags = append(diags, b.errorf("password_hash", "Invalid password hash",
+				"password_hash must be a bcrypt hash starting with $2a$, $2b$ or $2y$ (for example from: htpasswd -nbBC 10 USER PASSWORD)."))
+		} else {
+			out.PasswordHash = *r.PasswordHash
+		}
+	}
+	return out, diags
+}
+
+// isBcryptHash checks the shape of a bcrypt hash: version, cost that
+// bcrypt.Cost accepts, and 53 characters of bcrypt's base64 (salt and hash).
+// bcrypt.Cost alone would accept a truncated or garbled tail.
+func isBcryptHash(h string) bool {
+	if len(h) != 60 || !strings.HasPrefix(h, "$2a$") && !strings.HasPrefix(h, "$2b$") && !strings.HasPrefix(h, "$2y$") {
+		return false
+	}
+	if _, err := bcrypt.Cost([]byte(h)); err != nil {
+		return false
+	}
+	for _, c := range []byte(h[7:]) {
+		if !(c == '.' || c == '/' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return h[6] == '$'
+}

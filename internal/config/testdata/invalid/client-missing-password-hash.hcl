@@ -1,0 +1,3 @@
+# want: 2:1 The argument "password_hash" is required
+client "erp" {
+}

@@ -1,0 +1,4 @@
+# want: 3:17 Invalid expression
+carrier "main" {
+  environment = = "test"
+}

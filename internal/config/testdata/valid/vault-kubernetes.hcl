@@ -1,0 +1,6 @@
+vault {
+  address = "http://vault.vault.svc:8200"
+  auth "kubernetes" {
+    role = "upsproxy"
+  }
+}

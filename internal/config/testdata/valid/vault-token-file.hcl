@@ -1,0 +1,5 @@
+vault {
+  auth "token" {
+    token_file = "/run/secrets/vault-token"
+  }
+}

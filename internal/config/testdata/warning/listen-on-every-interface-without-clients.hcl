@@ -1,0 +1,2 @@
+# want: 2:10 proxy is reachable from the network without proxy authentication
+listen = ":8080"

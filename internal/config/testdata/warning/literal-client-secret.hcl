@@ -1,0 +1,7 @@
+# want: 6:19 client_secret is a literal in the config file; use env(), file() or vault()
+carrier "main" {
+  environment   = "test"
+  client_id     = "id"
+  redirect_uri  = "https://127.0.0.1/upscallback"
+  client_secret = "pasted-secret"
+}

@@ -1,0 +1,259 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+
+	"github.com/upsproxy/upsproxy/internal/tokens"
+	"github.com/upsproxy/upsproxy/internal/ups"
+)
+
+// Error codes the proxy answers with, in UPS's error envelope and in the
+// X-Upsproxy-Error header. They are SPEC's contract: scripts match on them.
+const (
+	// CodeRefreshTokenExpired (401): the refresh token is past its expiry or
+	// UPS rejected it; an admin must run `upsproxy login`.
+	CodeRefreshTokenExpired = "UPSPROXY_REFRESH_TOKEN_EXPIRED"
+	// CodeNotLoggedIn (401): no tokens are stored for the carrier/environment.
+	CodeNotLoggedIn = "UPSPROXY_NOT_LOGGED_IN"
+	// CodeProxyAuthRequired (407): client blocks exist and the proxy
+	// credentials are missing or wrong.
+	CodeProxyAuthRequired = "UPSPROXY_PROXY_AUTH_REQUIRED"
+	// CodeNoCarrier (400): no carrier could be resolved for the request.
+	CodeNoCarrier = "UPSPROXY_NO_CARRIER"
+	// CodeCarrierInactive (403): the resolved carrier is marked inactive.
+	CodeCarrierInactive = "UPSPROXY_CARRIER_INACTIVE"
+	// CodeHostNotAllowed (403): the target is not a UPS API host; the proxy
+	// is never an open proxy.
+	CodeHostNotAllowed = "UPSPROXY_HOST_NOT_ALLOWED"
+	// CodeEnvironmentMismatch (403): a request addressed to UPS's Test host
+	// would go to Production, where real money is spent.
+	CodeEnvironmentMismatch = "UPSPROXY_ENVIRONMENT_MISMATCH"
+	// CodeTokenStoreUnavailable (503): Vault is unreachable or sealed and no
+	// usable token is in memory.
+	CodeTokenStoreUnavailable = "UPSPROXY_TOKEN_STORE_UNAVAILABLE"
+	// CodeTokenRefreshFailed (502): UPS's token endpoint failed.
+	CodeTokenRefreshFailed = "UPSPROXY_TOKEN_REFRESH_FAILED"
+	// CodeUpstreamUnavailable (502, or 504 on timeout): UPS could not be
+	// reached or did not answer in time.
+	CodeUpstreamUnavailable = "UPSPROXY_UPSTREAM_UNAVAILABLE"
+	// CodeRequestTooLarge (413): the request body is over the configured limit.
+	CodeRequestTooLarge = "UPSPROXY_REQUEST_TOO_LARGE"
+	// CodeMITMNotConfigured (403): a client asked for HTTPS proxying (CONNECT)
+	// but the configuration has no mitm block, so the proxy cannot see (and
+	// authorize) the requests inside the tunnel. Not in SPEC's table: it is
+	// a configuration problem, distinct from a forbidden host.
+	CodeMITMNotConfigured = "UPSPROXY_MITM_NOT_CONFIGURED"
+)
+
+// Header names that are part of the proxy's contract with clients.
+const (
+	// ErrorHeader names the proxy as the source of an error response; UPS
+	// can never set it (the proxy strips it from upstream responses).
+	ErrorHeader = "X-Upsproxy-Error"
+	// CarrierHeader lets a client pick a carrier by name.
+	CarrierHeader = "X-Upsproxy-Carrier"
+)
+
+// statusFor is SPEC's table of error codes and HTTP statuses, in one place.
+// CodeUpstreamUnavailable's 504 variant is chosen by upstreamTimeoutStatus.
+func statusFor(code string) int {
+	switch code {
+	case CodeRefreshTokenExpired, CodeNotLoggedIn:
+		return http.StatusUnauthorized
+	case CodeProxyAuthRequired:
+		return http.StatusProxyAuthRequired
+	case CodeNoCarrier:
+		return http.StatusBadRequest
+	case CodeCarrierInactive, CodeHostNotAllowed, CodeEnvironmentMismatch, CodeMITMNotConfigured:
+		return http.StatusForbidden
+	case CodeTokenStoreUnavailable:
+		return http.StatusServiceUnavailable
+	case CodeTokenRefreshFailed, CodeUpstreamUnavailable:
+		return http.StatusBadGateway
+	case CodeRequestTooLarge:
+		return http.StatusRequestEntityTooLarge
+	}
+	return http.StatusBadGateway
+}
+
+const upstreamTimeoutStatus = http.StatusGatewayTimeout
+
+// proxyError is an answer the proxy gives itself instead of UPS's. Its body
+// is rendered once, when it is built: most are built at start-up (per
+// carrier), so a refused request costs no JSON encoding.
+type proxyError struct {
+	code    string
+	status  int
+	message string
+	body    []byte
+	// Header values, shared read-only by every response carrying this error.
+	codeValue   []string
+	lengthValue []string
+}
+
+func newProxyError(code, message string) *proxyError {
+	return newProxyErrorStatus(code, statusFor(code), message)
+}
+
+func newProxyErrorStatus(code string, status int, message string) *proxyError {
+	body := ups.EncodeEnvelope(code, message)
+	return &proxyError{
+		code:        code,
+		status:      status,
+		message:     message,
+		body:        body,
+		codeValue:   []string{code},
+		lengthValue: []string{strconv.Itoa(len(body))},
+	}
+}
+
+func (e *proxyError) Error() string { return e.code + ": " + e.message }
+
+var jsonContentType = []string{"application/json"}
+
+// response renders e for req. The header map is fresh on every call
+// because goproxy may edit a response's header; the values are shared
+// (nobody appends to them in place).
+func (e *proxyError) response(req *http.Request) *http.Response {
+	h := make(http.Header, 3)
+	h["Content-Type"] = jsonContentType
+	h["Content-Length"] = e.lengthValue
+	h[ErrorHeader] = e.codeValue
+	return &http.Response{
+		StatusCode:    e.status,
+		Status:        strconv.Itoa(e.status) + " " + http.StatusText(e.status),
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		Body:          io.NopCloser(bytes.NewReader(e.body)),
+		ContentLength: int64(len(e.body)),
+		Request:       req,
+	}
+}
+
+// Errors that do not depend on the carrier.
+var (
+	errHostNotAllowed = newProxyError(CodeHostNotAllowed,
+		"upsproxy only forwards requests for the UPS API hosts "+ups.TestHost+" and "+ups.ProductionHost+
+			" (HTTPS on port 443, HTTP on port 80), or requests sent to the proxy itself as the UPS base URL.")
+	errNoCarrier = newProxyError(CodeNoCarrier,
+		"No UPS carrier could be resolved for this request: name one in the "+CarrierHeader+
+			" header, or mark a carrier as default in the upsproxy configuration.")
+	errMITMNotConfigured = newProxyError(CodeMITMNotConfigured,
+		"HTTPS proxying (CONNECT) needs a mitm block (ca_cert, ca_key) in the upsproxy configuration. "+
+			"Create a CA with `upsproxy ca init`, or set the client's UPS base URL to the proxy instead.")
+	errForwardFailed = newProxyError(CodeUpstreamUnavailable,
+		"upsproxy could not forward the request to UPS.")
+)
+
+// maxEchoedName bounds how much of a client-sent carrier name is echoed
+// back, so the error body stays small whatever the client sends.
+const maxEchoedName = 64
+
+func unknownCarrierError(name string) *proxyError {
+	if len(name) > maxEchoedName {
+		name = name[:maxEchoedName] + "..."
+	}
+	return newProxyError(CodeNoCarrier, fmt.Sprintf(
+		"No UPS carrier named %q is configured in upsproxy (from the %s header).", name, CarrierHeader))
+}
+
+// routeErrors are a carrier's refusals, rendered once when routing is built.
+type routeErrors struct {
+	inactive, mismatch                           *proxyError
+	notLoggedIn, storeUnavailable, refreshFailed *proxyError
+	upstreamUnavailable, upstreamTimeout         *proxyError
+	loginCommand                                 string
+}
+
+func newRouteErrors(name string, env ups.Environment, upstreamHost string) routeErrors {
+	login := tokens.LoginCommand(name, env)
+	return routeErrors{
+		loginCommand: login,
+		inactive: newProxyError(CodeCarrierInactive, fmt.Sprintf(
+			"The UPS carrier %q is marked inactive in the upsproxy configuration; its requests are refused.", name)),
+		mismatch: newProxyError(CodeEnvironmentMismatch, fmt.Sprintf(
+			"The request addressed UPS's test host %s, but carrier %q is a production carrier: "+
+				"upsproxy refuses to send a test request to production. Use a test carrier or the production host %s.",
+			ups.TestHost, name, ups.ProductionHost)),
+		notLoggedIn: newProxyError(CodeNotLoggedIn, fmt.Sprintf(
+			"No UPS tokens are stored for carrier %q (%s). An admin must run: %s", name, env, login)),
+		storeUnavailable: newProxyError(CodeTokenStoreUnavailable, fmt.Sprintf(
+			"The token store (Vault) is unavailable and no usable UPS token for carrier %q (%s) is in memory. Try again later.",
+			name, env)),
+		refreshFailed: newProxyError(CodeTokenRefreshFailed, fmt.Sprintf(
+			"UPS's token endpoint failed while refreshing the token of carrier %q (%s). Try again later.", name, env)),
+		upstreamUnavailable: newProxyError(CodeUpstreamUnavailable, fmt.Sprintf(
+			"upsproxy could not reach UPS (%s, %s).", env, upstreamHost)),
+		upstreamTimeout: newProxyErrorStatus(CodeUpstreamUnavailable, upstreamTimeoutStatus, fmt.Sprintf(
+			"UPS (%s, %s) did not answer in time.", env, upstreamHost)),
+	}
+}
+
+// tokenError is a failure of the TokenSource for a route.
+type tokenError struct {
+	route *route
+	err   error
+}
+
+func (e *tokenError) Error() string { return "token for " + e.route.name + ": " + e.err.Error() }
+func (e *tokenError) Unwrap() error { return e.err }
+
+// upstreamError is a failure to get a response from UPS.
+type upstreamError struct {
+	route *route
+	err   error
+}
+
+func (e *upstreamError) Error() string { return "forward to " + e.route.host + ": " + e.err.Error() }
+func (e *upstreamError) Unwrap() error { return e.err }
+
+// clientError decides what the client is told about err. It is the only
+// place that maps failures of the request path to codes and statuses.
+func clientError(err error) *proxyError {
+	var pe *proxyError
+	if errors.As(err, &pe) {
+		return pe
+	}
+	var te *tokenError
+	if errors.As(err, &te) {
+		var expired *tokens.RefreshExpiredError
+		switch {
+		case errors.As(te.err, &expired):
+			// Its text is SPEC's message, naming the login to run.
+			return newProxyError(CodeRefreshTokenExpired, expired.Error())
+		case errors.Is(te.err, tokens.ErrNotLoggedIn):
+			return te.route.errs.notLoggedIn
+		case errors.Is(te.err, tokens.ErrRefreshFailed):
+			return te.route.errs.refreshFailed
+		default:
+			// ErrStoreUnavailable, and anything a TokenSource should not
+			// have returned: either way no token can be had right now.
+			return te.route.errs.storeUnavailable
+		}
+	}
+	var ue *upstreamError
+	if errors.As(err, &ue) {
+		if isTimeout(ue.err) {
+			return ue.route.errs.upstreamTimeout
+		}
+		return ue.route.errs.upstreamUnavailable
+	}
+	return errForwardFailed
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

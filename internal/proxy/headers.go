@@ -1,0 +1,108 @@
+package proxy
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+	"net/textproto"
+	"strings"
+)
+
+// UPS's optional request headers, canonical form (header names are
+// case-insensitive; Go writes them canonicalized).
+const (
+	transIDHeader        = "Transid"        // transId: unique per request, up to 32 chars
+	transactionSrcHeader = "Transactionsrc" // transactionSrc: the calling application
+	authorizationHeader  = "Authorization"
+)
+
+// stripRequestHeaders removes from an outgoing request everything that must
+// not reach UPS: credentials the client sent (Authorization, legacy access-key
+// headers), proxy headers, the proxy's own X-Upsproxy-* headers and the
+// hop-by-hop headers of the client's connection.
+func stripRequestHeaders(h http.Header) {
+	dropConnectionListed(h)
+	for k := range h {
+		if strippedRequestHeader(k) {
+			delete(h, k)
+		}
+	}
+}
+
+// strippedRequestHeader reports whether a request header k must be removed.
+// Case-insensitive, so it holds even for a header map that was not
+// canonicalized.
+func strippedRequestHeader(k string) bool {
+	if hasPrefixFold(k, "Proxy-") || hasPrefixFold(k, "X-Upsproxy-") {
+		return true
+	}
+	switch {
+	case strings.EqualFold(k, "Authorization"),
+		strings.EqualFold(k, "AccessLicenseNumber"),
+		strings.EqualFold(k, "Username"),
+		strings.EqualFold(k, "Password"):
+		return true
+	}
+	return hopByHop(k)
+}
+
+// cleanResponseHeaders removes from UPS's response what the client must not
+// see: the proxy's own X-Upsproxy-* headers (UPS must never be able to forge
+// the proxy's errors), Proxy-* headers (they would be read as the proxy's)
+// and the hop-by-hop headers of the upstream connection.
+func cleanResponseHeaders(h http.Header) {
+	dropConnectionListed(h)
+	for k := range h {
+		if hasPrefixFold(k, "X-Upsproxy-") || hasPrefixFold(k, "Proxy-") || hopByHop(k) {
+			delete(h, k)
+		}
+	}
+}
+
+// hopByHop reports whether k is a hop-by-hop header (RFC 9110 7.6.1): it
+// describes one connection and must not be forwarded. Trailer and
+// Transfer-Encoding are not listed: net/http keeps them out of Header maps.
+func hopByHop(k string) bool {
+	switch {
+	case strings.EqualFold(k, "Connection"),
+		strings.EqualFold(k, "Keep-Alive"),
+		strings.EqualFold(k, "Te"),
+		strings.EqualFold(k, "Upgrade"):
+		return true
+	}
+	return false
+}
+
+// dropConnectionListed removes the headers named in Connection, which are
+// hop-by-hop by declaration.
+func dropConnectionListed(h http.Header) {
+	for _, v := range h["Connection"] {
+		for name := range strings.SplitSeq(v, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+// hasHeader reports whether h has a non-empty value for the canonical key k.
+func hasHeader(h http.Header, k string) bool {
+	vs := h[k]
+	return len(vs) > 0 && vs[0] != ""
+}
+
+// newTransID returns 32 random hex characters: UPS's transId allows up to
+// 32, and 128 random bits make collisions a non-issue.
+func newTransID() string {
+	var raw [16]byte
+	// crypto/rand.Read never fails on supported platforms (it crashes the
+	// program instead), per its documentation since Go 1.24.
+	_, _ = rand.Read(raw[:])
+	var buf [32]byte
+	hex.Encode(buf[:], raw[:])
+	return string(buf[:])
+}

@@ -1,0 +1,87 @@
+package proxy
+
+import (
+	"net"
+	"net/url"
+	"strings"
+
+	"github.com/upsproxy/upsproxy/internal/ups"
+)
+
+// target is what a client addressed. The table below is the proxy's whole
+// allow-list: a host that is not in it is never dialled, whatever the mode.
+type target struct {
+	host string
+	env  ups.Environment // "" for base-URL mode: no particular UPS host
+}
+
+// Pointers to fixed values, so that keeping one in goproxy's ctx.UserData
+// (an interface) costs no allocation.
+var (
+	testTarget       = &target{host: ups.TestHost, env: ups.Test}
+	productionTarget = &target{host: ups.ProductionHost, env: ups.Production}
+	baseURLTarget    = &target{host: baseURLHost}
+)
+
+// baseURLHost marks an origin-form request (the client's UPS base URL is
+// the proxy itself). goproxy only runs request handlers on absolute URLs,
+// so origin-form requests are given this host and re-enter goproxy. The
+// .invalid TLD (RFC 2606) can never name a real host, so no request can
+// reach anything through it: at worst a client that spells it out gets
+// base-URL mode, which it could have had anyway.
+const baseURLHost = "base-url.upsproxy.invalid"
+
+// lookupUPSHost returns the UPS host named hostname, or nil.
+func lookupUPSHost(hostname string) *target {
+	switch {
+	case strings.EqualFold(hostname, ups.ProductionHost):
+		return productionTarget
+	case strings.EqualFold(hostname, ups.TestHost):
+		return testTarget
+	}
+	return nil
+}
+
+// connectTarget checks the authority of a CONNECT request: a UPS host, on
+// port 443 only. nil means refuse.
+func connectTarget(authority string) *target {
+	host, port, err := net.SplitHostPort(authority)
+	if err != nil || port != "443" {
+		return nil
+	}
+	return lookupUPSHost(host)
+}
+
+// requestTarget checks the URL of a request in absolute form, including the
+// requests goproxy decrypts inside a MITM tunnel. nil means refuse.
+func requestTarget(u *url.URL) *target {
+	if u.Host == baseURLHost && u.Scheme == "http" {
+		// Origin-form must be a path: "OPTIONS *" and friends are not UPS calls.
+		if !strings.HasPrefix(u.Path, "/") {
+			return nil
+		}
+		return baseURLTarget
+	}
+	port := u.Port()
+	switch u.Scheme {
+	case "https":
+		if port != "" && port != "443" {
+			return nil
+		}
+	case "http":
+		if port != "" && port != "80" {
+			return nil
+		}
+	default:
+		return nil
+	}
+	return lookupUPSHost(u.Hostname())
+}
+
+// hostname strips an optional port from a Host header value.
+func hostname(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return hostport
+}

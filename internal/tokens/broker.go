@@ -1,0 +1,641 @@
+// Package tokens is the token broker: it keeps each carrier/environment's
+// UPS tokens in memory so the proxy's hot path never waits on Vault,
+// refreshes them before they expire, once across all replicas (a lease in
+// the Vault record, claimed with check-and-set), writes every new pair back
+// with check-and-set, and never discards a single-use refresh token.
+package tokens
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/upsproxy/upsproxy/internal/ups"
+	"github.com/upsproxy/upsproxy/internal/vaultstore"
+)
+
+// Grants a carrier can use.
+const (
+	GrantAuthorizationCode = vaultstore.GrantAuthorizationCode
+	GrantClientCredentials = vaultstore.GrantClientCredentials
+)
+
+// Store is the persistent token store (Vault KV v2 in production).
+type Store interface {
+	Get(ctx context.Context, carrier string, env ups.Environment) (vaultstore.Record, error)
+	Put(ctx context.Context, rec vaultstore.Record) (int, error)
+}
+
+// OAuth is the UPS token endpoint of one carrier and environment.
+type OAuth interface {
+	Refresh(ctx context.Context, refreshToken string) (ups.Token, error)
+	ClientCredentials(ctx context.Context) (ups.Token, error)
+}
+
+// Metrics receives token events; nil means none are recorded.
+type Metrics interface {
+	// Refreshed counts a refresh attempt: result is "ok", "rejected",
+	// "failed" or "adopted" (another replica's pair was taken over).
+	Refreshed(carrier string, env ups.Environment, result string)
+	// Expiries reports the current pair's expiry times.
+	Expiries(carrier string, env ups.Environment, access, refresh time.Time)
+}
+
+// Carrier is one carrier/environment pair the broker serves.
+type Carrier struct {
+	Name        string
+	Environment ups.Environment
+	Grant       string
+	Inactive    bool
+	OAuth       OAuth
+}
+
+// Options configure a Broker.
+type Options struct {
+	Store    Store
+	Carriers []Carrier
+	Logger   *zap.Logger
+	Clock    func() time.Time
+	Metrics  Metrics
+	// Holder names this process in leases and the records it writes.
+	Holder string
+	// RefreshMargin: a request finding its access token this close to
+	// expiry renews it first (never more than a tenth of the lifetime).
+	// Default 2 minutes.
+	RefreshMargin time.Duration
+	// ProactiveAt is the fraction of an access token's lifetime after which
+	// the background refresher renews it (±5% jitter per replica).
+	// Default 0.8.
+	ProactiveAt float64
+	// StoreTimeout bounds each Vault call. Default 10s.
+	StoreTimeout time.Duration
+	// OAuthTimeout bounds each call to UPS's token endpoint. Default 15s.
+	OAuthTimeout time.Duration
+	// LeaseTTL is how long a claimed refresh lease holds off other
+	// replicas. Default OAuthTimeout + 2×StoreTimeout.
+	LeaseTTL time.Duration
+	// RecheckAfter: how long an error state (not logged in, rejected) is
+	// served from memory before the store is read again, so a fresh login
+	// is picked up without a restart. Default 5s.
+	RecheckAfter time.Duration
+	// LeasePoll is how often a replica waiting on another's lease re-reads
+	// the store. Default 200ms.
+	LeasePoll time.Duration
+}
+
+type key struct {
+	carrier string
+	env     ups.Environment
+}
+
+// state is an immutable snapshot of a carrier/environment's tokens.
+type state struct {
+	rec vaultstore.Record
+	// dirty: rec holds a pair Vault has not accepted yet.
+	dirty bool
+	// err is what every request gets until something changes (not logged
+	// in, refresh token expired or rejected); nil when the token is usable.
+	err error
+	// spent is the refresh token UPS consumed to mint rec (dirty only).
+	spent string
+	// refreshAt: from then on requests renew before using the token.
+	refreshAt time.Time
+	// proactiveAt: from then on the background refresher renews it.
+	proactiveAt time.Time
+	// recheckAt: an error state is re-read from the store after this.
+	recheckAt time.Time
+}
+
+type entry struct {
+	carrier Carrier
+	cur     atomic.Pointer[state]
+	// mu serialises store writes for this entry.
+	mu sync.Mutex
+	// retrying is set while a background write retry runs.
+	retrying atomic.Bool
+	// status for /status: last refresh result and error.
+	lastRefresh atomic.Pointer[refreshResult]
+	// backoff after transient refresh failures (guarded by the flight).
+	failures  int
+	failUntil time.Time
+	failErr   error
+}
+
+type refreshResult struct {
+	at     time.Time
+	result string
+	err    string
+}
+
+// Broker hands out access tokens and keeps them fresh.
+type Broker struct {
+	opts    Options
+	log     *zap.Logger
+	now     func() time.Time
+	entries map[key]*entry
+	flight  singleflight.Group
+	done    chan struct{}
+	close   sync.Once
+}
+
+// New builds a broker for the given carriers. It does not contact Vault:
+// records are loaded lazily or by Preload.
+func New(opts Options) (*Broker, error) {
+	if opts.Store == nil {
+		return nil, errors.New("tokens: a Store is required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if opts.RefreshMargin <= 0 {
+		opts.RefreshMargin = 2 * time.Minute
+	}
+	if opts.ProactiveAt <= 0 || opts.ProactiveAt >= 1 {
+		opts.ProactiveAt = 0.8
+	}
+	if opts.StoreTimeout <= 0 {
+		opts.StoreTimeout = 10 * time.Second
+	}
+	if opts.OAuthTimeout <= 0 {
+		opts.OAuthTimeout = 15 * time.Second
+	}
+	if opts.LeaseTTL <= 0 {
+		opts.LeaseTTL = opts.OAuthTimeout + 2*opts.StoreTimeout
+	}
+	if opts.RecheckAfter <= 0 {
+		opts.RecheckAfter = 5 * time.Second
+	}
+	if opts.LeasePoll <= 0 {
+		opts.LeasePoll = 200 * time.Millisecond
+	}
+	if opts.Holder == "" {
+		opts.Holder = fmt.Sprintf("upsproxy-%08x", rand.Uint32())
+	}
+	b := &Broker{opts: opts, log: opts.Logger, now: opts.Clock, entries: make(map[key]*entry, len(opts.Carriers)), done: make(chan struct{})}
+	for _, c := range opts.Carriers {
+		if !c.Environment.Valid() {
+			return nil, fmt.Errorf("tokens: carrier %q: invalid environment %q", c.Name, c.Environment)
+		}
+		k := key{c.Name, c.Environment}
+		if _, dup := b.entries[k]; dup {
+			return nil, fmt.Errorf("tokens: carrier %q (%s) listed twice", c.Name, c.Environment)
+		}
+		if c.OAuth == nil {
+			return nil, fmt.Errorf("tokens: carrier %q (%s) has no OAuth client", c.Name, c.Environment)
+		}
+		if c.Grant == "" {
+			c.Grant = GrantAuthorizationCode
+		}
+		b.entries[k] = &entry{carrier: c}
+	}
+	return b, nil
+}
+
+// Token returns a usable access token for the carrier/environment. In
+// steady state it is a map lookup, an atomic load and a clock read; only
+// when the token is missing or near expiry does it wait for one (shared)
+// load or refresh.
+func (b *Broker) Token(ctx context.Context, carrier string, env ups.Environment) (string, error) {
+	e, ok := b.entries[key{carrier, env}]
+	if !ok {
+		return "", ErrNotLoggedIn
+	}
+	if s := e.cur.Load(); s != nil {
+		now := b.now()
+		if s.err == nil && now.Before(s.refreshAt) {
+			return s.rec.Token.AccessToken, nil
+		}
+		if s.err != nil && now.Before(s.recheckAt) {
+			return "", s.err
+		}
+	}
+	s, err := b.renew(ctx, e, b.needsRenewal)
+	if err != nil {
+		return "", err
+	}
+	return s.rec.Token.AccessToken, nil
+}
+
+// Invalidate tells the broker UPS refused token (401): the next Token call
+// renews it, unless a newer token is already in use.
+func (b *Broker) Invalidate(carrier string, env ups.Environment, token string) {
+	e, ok := b.entries[key{carrier, env}]
+	if !ok {
+		return
+	}
+	s := e.cur.Load()
+	if s == nil || s.err != nil || s.rec.Token.AccessToken != token {
+		return
+	}
+	n := *s
+	n.refreshAt, n.proactiveAt = time.Time{}, time.Time{}
+	e.cur.CompareAndSwap(s, &n)
+}
+
+// needsRenewal is the in-request test: no usable state, or near expiry.
+func (b *Broker) needsRenewal(s *state) bool {
+	return s == nil || s.err != nil || s.rec.Token.AccessToken == "" || !b.now().Before(s.refreshAt)
+}
+
+// proactiveDue is the background refresher's test.
+func (b *Broker) proactiveDue(s *state) bool {
+	return b.needsRenewal(s) || !b.now().Before(s.proactiveAt)
+}
+
+// renew loads or refreshes the entry's tokens, once for all concurrent
+// callers. The work runs detached from any one request's context so a
+// client hanging up cannot abort a refresh half-way (after UPS has spent
+// the refresh token but before Vault has the new one).
+func (b *Broker) renew(ctx context.Context, e *entry, due func(*state) bool) (*state, error) {
+	ch := b.flight.DoChan(e.carrier.Name+"\x00"+string(e.carrier.Environment), func() (any, error) {
+		return b.renewShared(e, due)
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.(*state), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// newState builds a snapshot and its renewal times: requests renew
+// RefreshMargin before expiry (at most a tenth of the lifetime); the
+// background refresher at ProactiveAt of the lifetime, jittered per replica
+// so replicas do not all reach for the lease at the same instant.
+func (b *Broker) newState(rec vaultstore.Record, dirty bool, err error, spent string) *state {
+	s := &state{rec: rec, dirty: dirty, err: err, spent: spent}
+	if err != nil {
+		s.recheckAt = b.now().Add(b.opts.RecheckAfter)
+		return s
+	}
+	t := rec.Token
+	life := t.ExpiresAt.Sub(t.IssuedAt)
+	if life <= 0 || t.IssuedAt.IsZero() {
+		life = 0
+	}
+	margin := b.opts.RefreshMargin
+	if life > 0 && life/10 < margin {
+		margin = life / 10
+	}
+	s.refreshAt = t.ExpiresAt.Add(-margin)
+	frac := b.opts.ProactiveAt + (rand.Float64()-0.5)*0.1
+	s.proactiveAt = t.IssuedAt.Add(time.Duration(float64(life) * frac))
+	if life == 0 || s.proactiveAt.After(s.refreshAt) {
+		s.proactiveAt = s.refreshAt
+	}
+	if b.opts.Metrics != nil && t.AccessToken != "" {
+		b.opts.Metrics.Expiries(rec.Carrier, rec.Environment, t.ExpiresAt, t.RefreshExpiresAt)
+	}
+	return s
+}
+
+// usable reports whether s has an access token that has not expired yet.
+func (b *Broker) usable(s *state) bool {
+	return s != nil && s.err == nil && s.rec.Token.AccessToken != "" && b.now().Before(s.rec.Token.ExpiresAt)
+}
+
+func (b *Broker) logger(e *entry) *zap.Logger {
+	return b.log.With(zap.String("carrier", e.carrier.Name), zap.String("environment", string(e.carrier.Environment)))
+}
+
+func (b *Broker) storeCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), b.opts.StoreTimeout)
+}
+
+// renewShared runs inside the single flight of an entry.
+func (b *Broker) renewShared(e *entry, due func(*state) bool) (*state, error) {
+	log := b.logger(e)
+	cur := e.cur.Load()
+	if cur != nil && cur.dirty {
+		// Memory holds a pair Vault has not accepted: it is the newest
+		// there is, and its refresh token is known to no other replica.
+		if b.persist(e, log) {
+			cur = e.cur.Load()
+		}
+		if cur.dirty {
+			if !due(cur) {
+				return cur, nil
+			}
+			return b.refresh(e, cur, cur.rec.Version, log)
+		}
+	}
+	if b.now().Before(e.failUntil) {
+		// UPS's token endpoint failed moments ago: don't hammer it.
+		if b.usable(cur) {
+			return cur, nil
+		}
+		return nil, e.failErr
+	}
+	for {
+		rec, err := b.read(e)
+		switch {
+		case errors.Is(err, ErrNotLoggedIn):
+			if e.carrier.Grant != GrantClientCredentials {
+				s := b.newState(vaultstore.Record{Carrier: e.carrier.Name, Environment: e.carrier.Environment}, false, ErrNotLoggedIn, "")
+				e.cur.Store(s)
+				return nil, ErrNotLoggedIn
+			}
+			rec = vaultstore.Record{Carrier: e.carrier.Name, Environment: e.carrier.Environment, Grant: GrantClientCredentials}
+		case err != nil:
+			if b.usable(cur) {
+				return cur, nil // Vault is away; the token in memory still works
+			}
+			return nil, err
+		}
+		s := b.newState(rec, false, b.recordError(e.carrier, rec), "")
+		if rec.Version > 0 {
+			e.cur.Store(s)
+		}
+		if s.err != nil {
+			return nil, s.err
+		}
+		if rec.Version > 0 && !due(s) {
+			return s, nil
+		}
+		// A refresh is due. Another replica may be doing it already.
+		now := b.now()
+		if rec.LeaseHolder != "" && rec.LeaseHolder != b.opts.Holder && now.Before(rec.LeaseUntil) {
+			if b.waitLease(e, rec) {
+				continue // re-read: the holder finished or gave up
+			}
+			if b.usable(cur) {
+				return cur, nil
+			}
+			return nil, fmt.Errorf("%w: timed out waiting for another replica's refresh", ErrRefreshFailed)
+		}
+		// Claim the lease with check-and-set on the version just read.
+		claim := rec
+		claim.LeaseHolder, claim.LeaseUntil = b.opts.Holder, now.Add(b.opts.LeaseTTL)
+		claim.UpdatedAt, claim.UpdatedBy = now, b.opts.Holder
+		ctx, cancel := b.storeCtx()
+		v, err := b.opts.Store.Put(ctx, claim)
+		cancel()
+		switch {
+		case errors.Is(err, vaultstore.ErrConflict):
+			continue // someone else wrote first: look again
+		case err != nil:
+			log.Warn("cannot claim the refresh lease in Vault", zap.Error(err))
+			if b.usable(cur) {
+				return cur, nil
+			}
+			return nil, fmt.Errorf("%w: %v", ErrStoreUnavailable, err)
+		}
+		claim.Version = v
+		return b.refresh(e, b.newState(claim, false, nil, ""), v, log)
+	}
+}
+
+// read loads the record of an entry.
+func (b *Broker) read(e *entry) (vaultstore.Record, error) {
+	ctx, cancel := b.storeCtx()
+	defer cancel()
+	rec, err := b.opts.Store.Get(ctx, e.carrier.Name, e.carrier.Environment)
+	if err != nil {
+		if errors.Is(err, vaultstore.ErrNotFound) {
+			return rec, ErrNotLoggedIn
+		}
+		b.logger(e).Warn("token store read failed", zap.Error(err))
+		return rec, fmt.Errorf("%w: %v", ErrStoreUnavailable, err)
+	}
+	return rec, nil
+}
+
+// waitLease polls the store while another replica holds the refresh lease.
+// It returns true when the record changed or the lease lapsed (re-read and
+// decide again), false on timeout.
+func (b *Broker) waitLease(e *entry, held vaultstore.Record) bool {
+	deadline := time.Now().Add(b.opts.LeaseTTL + b.opts.StoreTimeout)
+	for time.Now().Before(deadline) {
+		select {
+		case <-b.done:
+			return false
+		case <-time.After(b.opts.LeasePoll):
+		}
+		rec, err := b.read(e)
+		if err != nil && !errors.Is(err, ErrNotLoggedIn) {
+			continue
+		}
+		if err != nil || rec.Version != held.Version || !b.now().Before(held.LeaseUntil) {
+			return true
+		}
+	}
+	return false
+}
+
+// recordError is the error a stored record condemns requests to, if any.
+func (b *Broker) recordError(c Carrier, rec vaultstore.Record) error {
+	if c.Grant == GrantClientCredentials {
+		return nil
+	}
+	if rec.Rejected {
+		return &RefreshExpiredError{Carrier: c.Name, Environment: c.Environment, ExpiredAt: rec.RejectedAt, Rejected: true}
+	}
+	if rec.Token.RefreshToken == "" && rec.Token.AccessToken == "" {
+		return ErrNotLoggedIn
+	}
+	now := b.now()
+	if exp := rec.Token.RefreshExpiresAt; !exp.IsZero() && !now.Before(exp) && !now.Before(rec.Token.ExpiresAt) {
+		return &RefreshExpiredError{Carrier: c.Name, Environment: c.Environment, ExpiredAt: exp}
+	}
+	return nil
+}
+
+// refresh obtains a new pair from UPS (the caller holds the lease, or the
+// only copy of the refresh token) and stores it at check-and-set version v.
+func (b *Broker) refresh(e *entry, cur *state, v int, log *zap.Logger) (*state, error) {
+	c := e.carrier
+	ctx, cancel := context.WithTimeout(context.Background(), b.opts.OAuthTimeout)
+	defer cancel()
+
+	var (
+		tok ups.Token
+		err error
+	)
+	if c.Grant == GrantClientCredentials {
+		tok, err = c.OAuth.ClientCredentials(ctx)
+	} else {
+		if exp := cur.rec.Token.RefreshExpiresAt; !exp.IsZero() && !b.now().Before(exp) {
+			// Expired: UPS would only refuse it. Serve what still works.
+			rerr := &RefreshExpiredError{Carrier: c.Name, Environment: c.Environment, ExpiredAt: exp}
+			log.Error("refresh token expired: an admin must log in again",
+				zap.Time("refresh_token_expires_at", exp), zap.Int("days_left", 0),
+				zap.String("error_code", "UPSPROXY_REFRESH_TOKEN_EXPIRED"),
+				zap.String("command", LoginCommand(c.Name, c.Environment)))
+			b.releaseLease(e, cur.rec, v, log)
+			if b.usable(cur) {
+				return cur, nil
+			}
+			e.cur.Store(b.newState(cur.rec, false, rerr, ""))
+			return nil, rerr
+		}
+		tok, err = c.OAuth.Refresh(ctx, cur.rec.Token.RefreshToken)
+	}
+	if err != nil {
+		if tok.RefreshToken != "" && tok.RefreshToken != cur.rec.Token.RefreshToken && c.Grant != GrantClientCredentials {
+			b.salvage(e, cur, v, tok, log)
+		}
+		return b.refreshFailed(e, cur, v, err, log)
+	}
+
+	rec := cur.rec
+	rec.Carrier, rec.Environment, rec.Grant = c.Name, c.Environment, c.Grant
+	if tok.RefreshToken == "" && c.Grant != GrantClientCredentials {
+		// UPS always rotates; should it ever not, the old one stays valid.
+		tok.RefreshToken = cur.rec.Token.RefreshToken
+		tok.RefreshExpiresAt = cur.rec.Token.RefreshExpiresAt
+		tok.RefreshIssuedAt = cur.rec.Token.RefreshIssuedAt
+	}
+	rec.Token = tok
+	rec.Rejected, rec.RejectedAt = false, time.Time{}
+	rec.LeaseHolder, rec.LeaseUntil = "", time.Time{}
+	rec.LastRefresh = b.now()
+	rec.Version = v
+	// Publish before writing: from here on the new pair is the only valid
+	// one, and memory must hold it whatever Vault does.
+	e.cur.Store(b.newState(rec, true, nil, cur.rec.Token.RefreshToken))
+	e.failures, e.failUntil, e.failErr = 0, time.Time{}, nil
+	b.recordResult(e, "ok", nil)
+	log.Info("access token refreshed",
+		zap.Time("access_token_expires_at", tok.ExpiresAt),
+		zap.Time("refresh_token_expires_at", tok.RefreshExpiresAt),
+		zap.Int("refresh_count", tok.RefreshCount))
+	b.persist(e, log)
+	return e.cur.Load(), nil
+}
+
+// salvage keeps the new refresh token of a refresh answer that was
+// otherwise unusable: UPS has spent the old one, so it is the only valid
+// one. The old access token stays in use until it expires; the next renewal
+// spends the salvaged refresh token.
+func (b *Broker) salvage(e *entry, cur *state, v int, tok ups.Token, log *zap.Logger) {
+	rec := cur.rec
+	rec.Token.RefreshToken = tok.RefreshToken
+	if !tok.RefreshExpiresAt.IsZero() {
+		rec.Token.RefreshExpiresAt, rec.Token.RefreshIssuedAt = tok.RefreshExpiresAt, tok.RefreshIssuedAt
+	}
+	if tok.AccessToken != "" && tok.ExpiresAt.After(b.now()) {
+		rec.Token.AccessToken, rec.Token.ExpiresAt, rec.Token.IssuedAt = tok.AccessToken, tok.ExpiresAt, tok.IssuedAt
+	}
+	rec.LeaseHolder, rec.LeaseUntil = "", time.Time{}
+	rec.Version = v
+	log.Error("UPS answered the refresh with a malformed response; keeping the new refresh token it contained")
+	e.cur.Store(b.newState(rec, true, nil, cur.rec.Token.RefreshToken))
+	b.persist(e, log)
+}
+
+// refreshFailed decides what a failed call to UPS means for requests.
+func (b *Broker) refreshFailed(e *entry, cur *state, v int, err error, log *zap.Logger) (*state, error) {
+	c := e.carrier
+	var uerr *ups.Error
+	if errors.As(err, &uerr) && uerr.InvalidGrant() && c.Grant != GrantClientCredentials {
+		// Another replica, or an admin's login, may have stored a newer
+		// pair: that is no cause for alarm.
+		if s, ok := b.adoptNewer(e, cur); ok {
+			log.Info("refresh token already rotated elsewhere; using the pair in Vault")
+			b.recordResult(e, "adopted", nil)
+			return s, nil
+		}
+		return b.markRejected(e, cur, v, uerr, log)
+	}
+	b.recordResult(e, "failed", err)
+	if errors.As(err, &uerr) && uerr.InvalidClient() {
+		log.Error("UPS refused the carrier's client credentials: check client_id and client_secret in the config",
+			zap.Error(err), zap.String("error_code", "UPSPROXY_TOKEN_REFRESH_FAILED"))
+	} else {
+		log.Warn("token refresh failed", zap.Error(err), zap.String("error_code", "UPSPROXY_TOKEN_REFRESH_FAILED"))
+	}
+	if prev := e.cur.Load(); prev != nil && prev.dirty {
+		cur = prev // salvaged: the lease went with the write
+	} else {
+		b.releaseLease(e, cur.rec, v, log)
+	}
+	e.failures++
+	e.failErr = fmt.Errorf("%w: %v", ErrRefreshFailed, err)
+	e.failUntil = b.now().Add(min(time.Duration(1<<min(e.failures-1, 6))*500*time.Millisecond, 30*time.Second))
+	if b.usable(cur) {
+		return cur, nil
+	}
+	return nil, e.failErr
+}
+
+// adoptNewer re-reads the store and publishes its record when it holds a
+// different, unrejected pair than the one that was just refused.
+func (b *Broker) adoptNewer(e *entry, cur *state) (*state, bool) {
+	rec, err := b.read(e)
+	if err != nil || rec.Rejected || rec.Token.RefreshToken == "" || rec.Token.RefreshToken == cur.rec.Token.RefreshToken {
+		return nil, false
+	}
+	s := b.newState(rec, false, b.recordError(e.carrier, rec), "")
+	e.cur.Store(s)
+	return s, s.err == nil
+}
+
+// markRejected records in Vault that UPS refused the newest refresh token,
+// so every replica answers UPSPROXY_REFRESH_TOKEN_EXPIRED at once.
+func (b *Broker) markRejected(e *entry, cur *state, v int, uerr *ups.Error, log *zap.Logger) (*state, error) {
+	c := e.carrier
+	now := b.now()
+	rerr := &RefreshExpiredError{Carrier: c.Name, Environment: c.Environment, ExpiredAt: now, Rejected: true}
+	b.recordResult(e, "rejected", uerr)
+	log.Error("UPS rejected the refresh token: an admin must log in again",
+		zap.String("error_code", "UPSPROXY_REFRESH_TOKEN_EXPIRED"),
+		zap.String("ups_code", uerr.Code),
+		zap.Time("refresh_token_expires_at", cur.rec.Token.RefreshExpiresAt),
+		zap.String("command", LoginCommand(c.Name, c.Environment)))
+	rec := cur.rec
+	rec.Rejected, rec.RejectedAt = true, now
+	rec.LeaseHolder, rec.LeaseUntil = "", time.Time{}
+	rec.Version = v
+	rec.UpdatedAt, rec.UpdatedBy = now, b.opts.Holder
+	ctx, cancel := b.storeCtx()
+	_, err := b.opts.Store.Put(ctx, rec)
+	cancel()
+	if errors.Is(err, vaultstore.ErrConflict) {
+		// Written meanwhile: perhaps the pair we were refused for.
+		if s, ok := b.adoptNewer(e, cur); ok {
+			return s, nil
+		}
+	} else if err != nil {
+		log.Warn("could not mark the refresh token rejected in Vault", zap.Error(err))
+	}
+	e.cur.Store(b.newState(rec, false, rerr, ""))
+	return nil, rerr
+}
+
+// releaseLease clears our lease after a refresh that produced nothing, so
+// another replica may try without waiting for it to lapse.
+func (b *Broker) releaseLease(e *entry, rec vaultstore.Record, v int, log *zap.Logger) {
+	if rec.LeaseHolder != b.opts.Holder || v == 0 {
+		return
+	}
+	rec.LeaseHolder, rec.LeaseUntil, rec.Version = "", time.Time{}, v
+	ctx, cancel := b.storeCtx()
+	defer cancel()
+	if _, err := b.opts.Store.Put(ctx, rec); err != nil && !errors.Is(err, vaultstore.ErrConflict) {
+		log.Debug("could not release the refresh lease; it lapses by itself", zap.Error(err))
+	}
+}
+
+func (b *Broker) recordResult(e *entry, result string, err error) {
+	r := &refreshResult{at: b.now(), result: result}
+	if err != nil {
+		r.err = err.Error()
+	}
+	e.lastRefresh.Store(r)
+	if b.opts.Metrics != nil {
+		b.opts.Metrics.Refreshed(e.carrier.Name, e.carrier.Environment, result)
+	}
+}

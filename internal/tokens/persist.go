@@ -1,0 +1,101 @@
+package tokens
+
+import (
+	"errors"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/upsproxy/upsproxy/internal/vaultstore"
+)
+
+// persist writes the entry's dirty state to the store with check-and-set.
+// It reports whether nothing is left unstored (written, or superseded by a
+// newer record in the store).
+func (b *Broker) persist(e *entry, log *zap.Logger) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for attempt := 0; attempt < 3; attempt++ {
+		s := e.cur.Load()
+		if s == nil || !s.dirty {
+			return true
+		}
+		rec := s.rec
+		rec.UpdatedAt, rec.UpdatedBy = b.now(), b.opts.Holder
+		ctx, cancel := b.storeCtx()
+		v, err := b.opts.Store.Put(ctx, rec)
+		cancel()
+		switch {
+		case err == nil:
+			rec.Version = v
+			n := *s
+			n.rec, n.dirty, n.spent = rec, false, ""
+			e.cur.CompareAndSwap(s, &n)
+			return true
+		case errors.Is(err, vaultstore.ErrConflict):
+			if !b.resolveConflict(e, s, log) {
+				return true
+			}
+		default:
+			// Keep the pair in memory: it may be the only valid one now.
+			log.Error("could not store tokens in Vault; keeping them in memory and retrying", zap.Error(err))
+			b.schedulePersist(e, log)
+			return false
+		}
+	}
+	log.Error("could not store tokens in Vault after repeated conflicts; keeping them in memory and retrying")
+	b.schedulePersist(e, log)
+	return false
+}
+
+// resolveConflict handles a check-and-set conflict on a dirty state s. It
+// returns true when s should still be written (rebased on the stored
+// version) and false when the stored record wins.
+func (b *Broker) resolveConflict(e *entry, s *state, log *zap.Logger) bool {
+	ctx, cancel := b.storeCtx()
+	defer cancel()
+	stored, err := b.opts.Store.Get(ctx, e.carrier.Name, e.carrier.Environment)
+	rebased := *s
+	switch {
+	case errors.Is(err, vaultstore.ErrNotFound):
+		// Deleted meanwhile (`token delete`): write ours afresh.
+		rebased.rec.Version = 0
+	case err != nil:
+		return true // the retry reports the store error
+	case !stored.Rejected && stored.Token.RefreshToken != "" && (s.spent == "" || stored.Token.RefreshToken != s.spent):
+		// A login, or a pair minted from a refresh token we did not spend,
+		// beats ours.
+		log.Info("a newer token pair is in Vault; using it")
+		e.cur.CompareAndSwap(s, b.newState(stored, false, b.recordError(e.carrier, stored), ""))
+		return false
+	default:
+		// A lease, a rejected-marking, or a record still holding the
+		// refresh token we just spent: our pair is the one UPS honours.
+		rebased.rec.Version = stored.Version
+	}
+	return e.cur.CompareAndSwap(s, &rebased)
+}
+
+// schedulePersist retries a failed store write in the background with
+// backoff until it lands or the state is superseded.
+func (b *Broker) schedulePersist(e *entry, log *zap.Logger) {
+	if !e.retrying.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer e.retrying.Store(false)
+		delay := 500 * time.Millisecond
+		for {
+			select {
+			case <-b.done:
+				return
+			case <-time.After(delay):
+			}
+			if b.persist(e, log) {
+				log.Info("pending tokens stored in Vault")
+				return
+			}
+			delay = min(delay*2, 30*time.Second)
+		}
+	}()
+}
