@@ -78,10 +78,10 @@ func requestTarget(u *url.URL) *target {
 	return lookupUPSHost(u.Hostname())
 }
 
-// hostname strips an optional port from a Host header value.
+// hostname strips an optional port (and IPv6 brackets) from a Host header
+// value. Unlike net.SplitHostPort it does not allocate an error for a host
+// without a port, which is the common case on the hot path.
 func hostname(hostport string) string {
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		return h
-	}
-	return hostport
+	u := url.URL{Host: hostport}
+	return u.Hostname()
 }

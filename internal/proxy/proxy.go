@@ -167,17 +167,29 @@ func (p *Proxy) Update(carriers []Carrier, upstreams map[ups.Environment]*url.UR
 // ServeHTTP handles one request of the proxy listener, in any of the three
 // modes.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodConnect && !r.URL.IsAbs() {
+		// Origin-form: mark it here rather than let goproxy route it to
+		// NonproxyHandler first, which would cost a second pass through
+		// goproxy's per-request set-up on the hot path of base-URL mode.
+		markBaseURL(r)
+	}
 	p.gp.ServeHTTP(w, r)
 }
 
-// serveOriginForm is goproxy's NonproxyHandler: requests in origin form
-// (`POST /api/rating/v2409/Rate`) arrive in base-URL mode. goproxy runs its
-// request handlers only on absolute URLs, so give the request the base-URL
-// marker host and hand it back: it then takes the same chain as the others.
+// serveOriginForm is goproxy's NonproxyHandler, for origin-form requests
+// that reach goproxy unmarked (ServeHTTP marks them first).
 func (p *Proxy) serveOriginForm(w http.ResponseWriter, r *http.Request) {
+	markBaseURL(r)
+	p.gp.ServeHTTP(w, r)
+}
+
+// markBaseURL prepares an origin-form request (`POST /api/rating/...`,
+// base-URL mode) for goproxy, which runs request handlers only on absolute
+// URLs: it gets the base-URL marker host, and then takes the same chain as
+// the other modes.
+func markBaseURL(r *http.Request) {
 	r.URL.Scheme = "http"
 	r.URL.Host = baseURLHost
-	p.gp.ServeHTTP(w, r)
 }
 
 // handleConnect decides a CONNECT: MITM for a UPS host on port 443 when a

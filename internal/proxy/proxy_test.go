@@ -489,10 +489,24 @@ func TestBaseURLModeWithTheTestHostAsHostHeaderIsGuardedAgainstProduction(t *tes
 }
 
 func TestRequestAndResponseBodiesAreStreamedNotBuffered(t *testing.T) {
-	// UPS sees the start of the request body while the client is still
-	// sending it, and the client sees the start of the response while UPS
-	// is still sending it. A buffering proxy deadlocks here (bounded by the
-	// timeouts below).
+	modes := []struct {
+		name   string
+		client func(e *testEnv, t *testing.T) (*http.Client, string)
+	}{
+		{"base-URL mode", func(e *testEnv, t *testing.T) (*http.Client, string) { return e.originClient(t) }},
+		{"CONNECT tunnel with MITM", func(e *testEnv, t *testing.T) (*http.Client, string) {
+			return e.mitmClient(t, ups.ProductionHost)
+		}},
+	}
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) { testStreaming(t, m.client) })
+	}
+}
+
+// testStreaming: UPS sees the start of the request body while the client is
+// still sending it, and the client sees the start of the response while UPS
+// is still sending it. A buffering proxy fails here (bounded by timeouts).
+func testStreaming(t *testing.T, mkClient func(e *testEnv, t *testing.T) (*http.Client, string)) {
 	firstPart := make(chan string, 1)
 	release := make(chan struct{})
 	var releaseOnce sync.Once
@@ -515,7 +529,7 @@ func TestRequestAndResponseBodiesAreStreamedNotBuffered(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, "tail:"+string(rest))
 	})
-	client, base := e.originClient(t)
+	client, base := mkClient(e, t)
 	pr, pw := io.Pipe()
 	t.Cleanup(func() { releaseAll(); pw.Close() })
 	go func() { _, _ = io.WriteString(pw, "part1;") }()
@@ -566,6 +580,30 @@ func TestRequestAndResponseBodiesAreStreamedNotBuffered(t *testing.T) {
 		t.Errorf("rest of response = %q, want %q", rest, "tail:part2")
 	}
 }
+
+func TestMITMNeverNegotiatesHTTP2SoTokenInjectionCannotBeBypassed(t *testing.T) {
+	e := newTestEnv(t, nil)
+	tlsConf := tlsConfigTrusting(e.caPool)
+	tlsConf.NextProtos = []string{"h2", "http/1.1"}
+	tr := &http.Transport{Proxy: http.ProxyURL(e.proxyURL), TLSClientConfig: tlsConf, ForceAttemptHTTP2: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	req, _ := http.NewRequest(http.MethodGet, "https://"+ups.ProductionHost+"/api/track/v1/details/1Z999", nil)
+	req.Header.Set("Authorization", "Bearer client-supplied")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readBody(t, resp)
+	if resp.ProtoMajor != 1 {
+		t.Errorf("MITM tunnel negotiated %s, want HTTP/1.1", resp.Proto)
+	}
+	seen := e.prod.requests()
+	if len(seen) != 1 || seen[0].Header.Get("Authorization") != "Bearer tok-main-production-SECRET" {
+		t.Errorf("an h2-capable client's request reached UPS as %+v, want the carrier's token injected", seen)
+	}
+}
+
 func TestClientsClosingEachConnectionStillShareAPooledUpstreamConnection(t *testing.T) {
 	e := newTestEnv(t, nil)
 	client, base := e.originClient(t)

@@ -223,10 +223,16 @@ func versionOf(md any) (int, error) {
 }
 
 // Put writes rec with check-and-set on rec.Version: 0 means the record must
-// not exist yet, n means the current version must still be n. It returns
-// the new version. ErrConflict when someone else wrote first: the caller
-// must re-read (the other writer may hold a newer refresh token) rather than
+// not exist yet (a version deleted with `vault kv delete` counts as not
+// existing), n means the current version must still be n. It returns the
+// new version. ErrConflict when someone else wrote first: the caller must
+// re-read (the other writer may hold a newer refresh token) rather than
 // retry blindly.
+//
+// When the check-and-set fails but the stored record, at a newer version,
+// is exactly rec, Put reports success with that version: that is what a
+// write looks like whose answer was lost and which the Vault client retried.
+// Records written by different replicas always differ (UpdatedBy, tokens).
 func (s *Store) Put(ctx context.Context, rec Record) (int, error) {
 	if err := validateRecord(rec); err != nil {
 		return 0, err

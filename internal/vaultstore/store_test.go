@@ -601,3 +601,47 @@ func TestLogsAndErrorsNeverContainTokenValues(t *testing.T) {
 		}
 	}
 }
+
+// leastPrivilegePolicy is every capability the store needs under the
+// default mount and prefix; config/'s shipped policy must grant at least
+// this.
+const leastPrivilegePolicy = `
+path "secret/data/upsproxy/tokens/*" {
+  capabilities = ["create", "read", "update"]
+}
+path "secret/metadata/upsproxy/tokens/*" {
+  capabilities = ["read", "list", "delete"]
+}
+`
+
+func TestEveryOperationWorksWithTheLeastPrivilegePolicy(t *testing.T) {
+	srv := vaultdevtest.Start(t)
+	root := srv.Client(t)
+	if err := root.Sys().PutPolicyWithContext(ctxT(t), "upsproxy", leastPrivilegePolicy); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := root.Auth().Token().CreateWithContext(ctxT(t), &vaultapi.TokenCreateRequest{Policies: []string{"upsproxy"}, NoDefaultPolicy: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := srv.Client(t)
+	client.SetToken(tok.Auth.ClientToken)
+	s := newStore(t, client, Options{})
+
+	if err := s.Ping(ctxT(t)); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	rec := sampleRecord("main", ups.Production)
+	rec.Version = mustPut(t, s, rec)
+	rec.UpdatedBy = "refresh"
+	mustPut(t, s, rec)
+	if _, err := s.Get(ctxT(t), "main", ups.Production); err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	if keys, err := s.List(ctxT(t)); err != nil || len(keys) != 1 {
+		t.Fatalf("List = %v, %v", keys, err)
+	}
+	if err := s.Delete(ctxT(t), "main", ups.Production); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+}

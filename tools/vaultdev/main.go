@@ -252,7 +252,7 @@ func start(logger hclog.Logger, ln net.Listener, fixedRootToken string) (*server
 
 	handler := vaulthttp.Handler.Handler(&vault.HandlerProperties{
 		Core: core,
-		// A nil ListenerConfig panics inside the handler on requests.
+		// Handler construction dereferences ListenerConfig: nil panics.
 		ListenerConfig: &configutil.Listener{
 			Type:    "tcp",
 			Address: ln.Addr().String(),

@@ -6,8 +6,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
 )
@@ -154,6 +157,91 @@ func TestBinaryFromModuleRoot(t *testing.T) {
 	}
 	if p != filepath.Join(root, "bin", "vaultdev") {
 		t.Fatalf("Binary() = %s, want %s", p, filepath.Join(root, "bin", "vaultdev"))
+	}
+}
+
+// The leak guard: if the test process dies without its cleanups, the stdin
+// pipe closes and vaultdev (--exit-on-stdin-close) shuts down by itself.
+func TestExitsWhenStdinCloses(t *testing.T) {
+	s := Start(t)
+	_ = s.stdin.Close()
+	select {
+	case <-s.done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("vaultdev still running 15s after its stdin closed")
+	}
+	if !s.exitedCleanly() {
+		t.Fatalf("vaultdev did not exit 0 on stdin EOF: %s\n%s", s.exitStatus(), s.stderr.String())
+	}
+}
+
+// fakeTB records a Fatal instead of failing the real test.
+type fakeTB struct {
+	testing.TB
+	mu       sync.Mutex
+	fatal    string
+	cleanups []func()
+}
+
+func (f *fakeTB) Helper()             {}
+func (f *fakeTB) Logf(string, ...any) {}
+func (f *fakeTB) Cleanup(fn func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cleanups = append(f.cleanups, fn)
+}
+func (f *fakeTB) Fatal(args ...any) { f.fail(fmt.Sprint(args...)) }
+func (f *fakeTB) Fatalf(format string, args ...any) {
+	f.fail(fmt.Sprintf(format, args...))
+}
+func (f *fakeTB) fail(msg string) {
+	f.mu.Lock()
+	f.fatal = msg
+	f.mu.Unlock()
+	runtime.Goexit()
+}
+
+// startFake runs Start against a fake TB in its own goroutine and returns the
+// Fatal message ("" if Start returned).
+func startFake(t *testing.T) string {
+	t.Helper()
+	f := &fakeTB{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s := Start(f)
+		s.Stop()
+	}()
+	<-done
+	for _, fn := range f.cleanups {
+		fn()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fatal
+}
+
+func TestStartFailureShowsStderr(t *testing.T) {
+	fake := filepath.Join(t.TempDir(), "vaultdev")
+	script := "#!/bin/sh\necho 'vaultdev: cannot listen on 127.0.0.1:0: boom' >&2\nexit 1\n"
+	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvBinary, fake)
+	msg := startFake(t)
+	for _, want := range []string{"failed to start", "exit status 1", "cannot listen on 127.0.0.1:0: boom"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("Start failure message lacks %q:\n%s", want, msg)
+		}
+	}
+}
+
+func TestStartMissingBinaryFails(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "vaultdev")
+	t.Setenv(EnvBinary, missing)
+	msg := startFake(t)
+	if want := "vaultdev binary not found at " + missing + ": run `make vaultdev`"; msg != want {
+		t.Fatalf("Start fatal = %q, want %q", msg, want)
 	}
 }
 
