@@ -255,6 +255,28 @@ func rawConnect(t testing.TB, proxyAddr, authority string) *http.Response {
 	return resp
 }
 
+// rawConnectKeep sends a CONNECT and, when it is accepted, runs use on the
+// tunnel.
+func rawConnectKeep(t testing.TB, proxyAddr, authority string, use func(net.Conn)) *http.Response {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", proxyAddr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(conn, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", authority, authority)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+	if err != nil {
+		t.Fatalf("read CONNECT response: %v", err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		use(conn)
+	}
+	return resp
+}
+
 // strippedHeaders are sent by legacy clients and must never reach UPS.
 var strippedHeaders = map[string]string{
 	"Authorization":       "Basic bGVnYWN5OmxlZ2FjeQ==",

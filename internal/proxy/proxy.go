@@ -218,7 +218,10 @@ func (p *Proxy) handleConnect(authority string, pctx *goproxy.ProxyCtx) (*goprox
 }
 
 // mitmTLSConfig is the server side of the client's TLS inside a CONNECT
-// tunnel: a leaf for the UPS host from our CA, HTTP/1.1 only (see AllowHTTP2).
+// tunnel: a leaf for the UPS host from our CA, HTTP/1.1 only (see
+// AllowHTTP2). Listing http/1.1 alone also holds if AllowHTTP2 is ever
+// turned on: goproxy appends h2 after it, and Go's TLS server picks the
+// first of its own protocols that the client offers.
 func (p *Proxy) mitmTLSConfig(authority string, _ *goproxy.ProxyCtx) (*tls.Config, error) {
 	leaf, err := p.ca.LeafFor(hostname(authority))
 	if err != nil {

@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net"
@@ -799,5 +800,38 @@ func TestUpdateSwapsCarriersAndKeepsTheOldOnesOnError(t *testing.T) {
 	}
 	if got := status("cie"); got != http.StatusBadRequest {
 		t.Errorf("after Update removed cie, it answers %d, want 400", got)
+	}
+}
+
+func TestGoproxyMessagesNeverQuoteClientRequestData(t *testing.T) {
+	e := newTestEnv(t, nil)
+	resp := rawConnectKeep(t, e.proxyURL.Host, ups.ProductionHost+":443", func(conn net.Conn) {
+		tlsConn := tls.Client(conn, &tls.Config{RootCAs: e.caPool, ServerName: ups.ProductionHost, MinVersion: tls.VersionTLS12})
+		if err := tlsConn.Handshake(); err != nil {
+			t.Fatalf("TLS through the tunnel: %v", err)
+		}
+		// A malformed header line carrying a credential: goproxy's parse
+		// error would quote it.
+		_, _ = io.WriteString(tlsConn, "GET /api/x HTTP/1.1\r\nHost: onlinetools.ups.com\r\nProxy-Authorization Basic LEAKED-SECRET\r\n\r\n")
+		_ = tlsConn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_, _ = io.ReadAll(tlsConn)
+	})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("CONNECT answered %d", resp.StatusCode)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for e.logs.FilterMessage("goproxy").Len() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	all, _ := json.Marshal(e.logs.All())
+	for _, entry := range e.logs.All() {
+		m, _ := json.Marshal(entry.ContextMap())
+		all = append(all, m...)
+	}
+	if strings.Contains(string(all), "LEAKED-SECRET") {
+		t.Errorf("logs quote the client's malformed request: %s", all)
+	}
+	if len(e.prod.requests()) != 0 {
+		t.Error("a malformed request reached UPS")
 	}
 }

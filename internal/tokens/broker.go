@@ -114,7 +114,7 @@ type state struct {
 }
 
 type entry struct {
-	carrier Carrier
+	carrier atomic.Pointer[Carrier] // replaced on config reload
 	cur     atomic.Pointer[state]
 	// mu serialises store writes for this entry.
 	mu sync.Mutex
@@ -139,7 +139,7 @@ type Broker struct {
 	opts    Options
 	log     *zap.Logger
 	now     func() time.Time
-	entries map[key]*entry
+	entries atomic.Pointer[map[key]*entry]
 	flight  singleflight.Group
 	done    chan struct{}
 	close   sync.Once
@@ -181,24 +181,65 @@ func New(opts Options) (*Broker, error) {
 	if opts.Holder == "" {
 		opts.Holder = fmt.Sprintf("upsproxy-%08x", rand.Uint32())
 	}
-	b := &Broker{opts: opts, log: opts.Logger, now: opts.Clock, entries: make(map[key]*entry, len(opts.Carriers)), done: make(chan struct{})}
-	for _, c := range opts.Carriers {
+	b := &Broker{opts: opts, log: opts.Logger, now: opts.Clock, done: make(chan struct{})}
+	if err := b.Update(opts.Carriers); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// car is the entry's current carrier configuration.
+func (e *entry) car() *Carrier { return e.carrier.Load() }
+
+// entryMap is the current set of entries; read-only.
+func (b *Broker) entryMap() map[key]*entry {
+	if m := b.entries.Load(); m != nil {
+		return *m
+	}
+	return nil
+}
+
+// Update replaces the carrier set (config reload). Entries of carriers that
+// stay keep their tokens in memory, including pairs Vault has not accepted
+// yet; removed carriers' unstored pairs are flushed first.
+func (b *Broker) Update(carriers []Carrier) error {
+	old := b.entryMap()
+	next := make(map[key]*entry, len(carriers))
+	for _, c := range carriers {
 		if !c.Environment.Valid() {
-			return nil, fmt.Errorf("tokens: carrier %q: invalid environment %q", c.Name, c.Environment)
+			return fmt.Errorf("tokens: carrier %q: invalid environment %q", c.Name, c.Environment)
 		}
 		k := key{c.Name, c.Environment}
-		if _, dup := b.entries[k]; dup {
-			return nil, fmt.Errorf("tokens: carrier %q (%s) listed twice", c.Name, c.Environment)
+		if _, dup := next[k]; dup {
+			return fmt.Errorf("tokens: carrier %q (%s) listed twice", c.Name, c.Environment)
 		}
 		if c.OAuth == nil {
-			return nil, fmt.Errorf("tokens: carrier %q (%s) has no OAuth client", c.Name, c.Environment)
+			return fmt.Errorf("tokens: carrier %q (%s) has no OAuth client", c.Name, c.Environment)
 		}
 		if c.Grant == "" {
 			c.Grant = GrantAuthorizationCode
 		}
-		b.entries[k] = &entry{carrier: c}
+		e := old[k]
+		if e == nil {
+			e = &entry{}
+		}
+		next[k] = e
 	}
-	return b, nil
+	// Validation done: publish.
+	for _, c := range carriers {
+		c := c
+		if c.Grant == "" {
+			c.Grant = GrantAuthorizationCode
+		}
+		next[key{c.Name, c.Environment}].carrier.Store(&c)
+	}
+	b.entries.Store(&next)
+	for k, e := range old {
+		if _, kept := next[k]; !kept {
+			b.persist(e, b.logger(e))
+		}
+	}
+	return nil
 }
 
 // Token returns a usable access token for the carrier/environment. In
@@ -206,7 +247,7 @@ func New(opts Options) (*Broker, error) {
 // when the token is missing or near expiry does it wait for one (shared)
 // load or refresh.
 func (b *Broker) Token(ctx context.Context, carrier string, env ups.Environment) (string, error) {
-	e, ok := b.entries[key{carrier, env}]
+	e, ok := b.entryMap()[key{carrier, env}]
 	if !ok {
 		return "", ErrNotLoggedIn
 	}
@@ -229,7 +270,7 @@ func (b *Broker) Token(ctx context.Context, carrier string, env ups.Environment)
 // Invalidate tells the broker UPS refused token (401): the next Token call
 // renews it, unless a newer token is already in use.
 func (b *Broker) Invalidate(carrier string, env ups.Environment, token string) {
-	e, ok := b.entries[key{carrier, env}]
+	e, ok := b.entryMap()[key{carrier, env}]
 	if !ok {
 		return
 	}
@@ -257,7 +298,7 @@ func (b *Broker) proactiveDue(s *state) bool {
 // client hanging up cannot abort a refresh half-way (after UPS has spent
 // the refresh token but before Vault has the new one).
 func (b *Broker) renew(ctx context.Context, e *entry, due func(*state) bool) (*state, error) {
-	ch := b.flight.DoChan(e.carrier.Name+"\x00"+string(e.carrier.Environment), func() (any, error) {
+	ch := b.flight.DoChan(e.car().Name+"\x00"+string(e.car().Environment), func() (any, error) {
 		return b.renewShared(e, due)
 	})
 	select {
@@ -308,7 +349,7 @@ func (b *Broker) usable(s *state) bool {
 }
 
 func (b *Broker) logger(e *entry) *zap.Logger {
-	return b.log.With(zap.String("carrier", e.carrier.Name), zap.String("environment", string(e.carrier.Environment)))
+	return b.log.With(zap.String("carrier", e.car().Name), zap.String("environment", string(e.car().Environment)))
 }
 
 func (b *Broker) storeCtx() (context.Context, context.CancelFunc) {
@@ -343,19 +384,19 @@ func (b *Broker) renewShared(e *entry, due func(*state) bool) (*state, error) {
 		rec, err := b.read(e)
 		switch {
 		case errors.Is(err, ErrNotLoggedIn):
-			if e.carrier.Grant != GrantClientCredentials {
-				s := b.newState(vaultstore.Record{Carrier: e.carrier.Name, Environment: e.carrier.Environment}, false, ErrNotLoggedIn, "")
+			if e.car().Grant != GrantClientCredentials {
+				s := b.newState(vaultstore.Record{Carrier: e.car().Name, Environment: e.car().Environment}, false, ErrNotLoggedIn, "")
 				e.cur.Store(s)
 				return nil, ErrNotLoggedIn
 			}
-			rec = vaultstore.Record{Carrier: e.carrier.Name, Environment: e.carrier.Environment, Grant: GrantClientCredentials}
+			rec = vaultstore.Record{Carrier: e.car().Name, Environment: e.car().Environment, Grant: GrantClientCredentials}
 		case err != nil:
 			if b.usable(cur) {
 				return cur, nil // Vault is away; the token in memory still works
 			}
 			return nil, err
 		}
-		s := b.newState(rec, false, b.recordError(e.carrier, rec), "")
+		s := b.newState(rec, false, b.recordError(*e.car(), rec), "")
 		if rec.Version > 0 {
 			e.cur.Store(s)
 		}
@@ -402,7 +443,7 @@ func (b *Broker) renewShared(e *entry, due func(*state) bool) (*state, error) {
 func (b *Broker) read(e *entry) (vaultstore.Record, error) {
 	ctx, cancel := b.storeCtx()
 	defer cancel()
-	rec, err := b.opts.Store.Get(ctx, e.carrier.Name, e.carrier.Environment)
+	rec, err := b.opts.Store.Get(ctx, e.car().Name, e.car().Environment)
 	if err != nil {
 		if errors.Is(err, vaultstore.ErrNotFound) {
 			return rec, ErrNotLoggedIn
@@ -456,7 +497,7 @@ func (b *Broker) recordError(c Carrier, rec vaultstore.Record) error {
 // refresh obtains a new pair from UPS (the caller holds the lease, or the
 // only copy of the refresh token) and stores it at check-and-set version v.
 func (b *Broker) refresh(e *entry, cur *state, v int, log *zap.Logger) (*state, error) {
-	c := e.carrier
+	c := *e.car()
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.OAuthTimeout)
 	defer cancel()
 
@@ -538,7 +579,7 @@ func (b *Broker) salvage(e *entry, cur *state, v int, tok ups.Token, log *zap.Lo
 
 // refreshFailed decides what a failed call to UPS means for requests.
 func (b *Broker) refreshFailed(e *entry, cur *state, v int, err error, log *zap.Logger) (*state, error) {
-	c := e.carrier
+	c := *e.car()
 	var uerr *ups.Error
 	if errors.As(err, &uerr) && uerr.InvalidGrant() && c.Grant != GrantClientCredentials {
 		// Another replica, or an admin's login, may have stored a newer
@@ -578,7 +619,7 @@ func (b *Broker) adoptNewer(e *entry, cur *state) (*state, bool) {
 	if err != nil || rec.Rejected || rec.Token.RefreshToken == "" || rec.Token.RefreshToken == cur.rec.Token.RefreshToken {
 		return nil, false
 	}
-	s := b.newState(rec, false, b.recordError(e.carrier, rec), "")
+	s := b.newState(rec, false, b.recordError(*e.car(), rec), "")
 	e.cur.Store(s)
 	return s, s.err == nil
 }
@@ -586,7 +627,7 @@ func (b *Broker) adoptNewer(e *entry, cur *state) (*state, bool) {
 // markRejected records in Vault that UPS refused the newest refresh token,
 // so every replica answers UPSPROXY_REFRESH_TOKEN_EXPIRED at once.
 func (b *Broker) markRejected(e *entry, cur *state, v int, uerr *ups.Error, log *zap.Logger) (*state, error) {
-	c := e.carrier
+	c := *e.car()
 	now := b.now()
 	rerr := &RefreshExpiredError{Carrier: c.Name, Environment: c.Environment, ExpiredAt: now, Rejected: true}
 	b.recordResult(e, "rejected", uerr)
@@ -636,6 +677,6 @@ func (b *Broker) recordResult(e *entry, result string, err error) {
 	}
 	e.lastRefresh.Store(r)
 	if b.opts.Metrics != nil {
-		b.opts.Metrics.Refreshed(e.carrier.Name, e.carrier.Environment, result)
+		b.opts.Metrics.Refreshed(e.car().Name, e.car().Environment, result)
 	}
 }

@@ -81,15 +81,15 @@ type Status struct {
 // Status reports every carrier/environment the broker serves, from memory.
 func (b *Broker) Status() []Status {
 	now := b.now()
-	out := make([]Status, 0, len(b.entries))
-	for _, e := range b.entries {
-		st := Status{Active: !e.carrier.Inactive}
-		st.Carrier, st.Environment, st.Grant = e.carrier.Name, e.carrier.Environment, e.carrier.Grant
+	out := make([]Status, 0, len(b.entryMap()))
+	for _, e := range b.entryMap() {
+		st := Status{Active: !e.car().Inactive}
+		st.Carrier, st.Environment, st.Grant = e.car().Name, e.car().Environment, e.car().Grant
 		if s := e.cur.Load(); s != nil {
 			st.Loaded = true
 			if s.rec.Token.AccessToken != "" || s.rec.Token.RefreshToken != "" {
 				st.Info = Describe(s.rec, now)
-				st.Grant = e.carrier.Grant
+				st.Grant = e.car().Grant
 			}
 			st.PendingWrite = s.dirty
 			if s.err != nil {

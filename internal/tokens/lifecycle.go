@@ -16,8 +16,8 @@ import (
 // requests find their tokens in memory. Missing records and store errors are
 // logged, not fatal: the proxy must start while Vault is briefly away.
 func (b *Broker) Preload(ctx context.Context) {
-	for _, e := range b.entries {
-		if e.carrier.Inactive {
+	for _, e := range b.entryMap() {
+		if e.car().Inactive {
 			continue
 		}
 		if _, err := b.load(e); err != nil && !errors.Is(err, ErrNotLoggedIn) {
@@ -39,7 +39,7 @@ func (b *Broker) load(e *entry) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := b.newState(rec, false, b.recordError(e.carrier, rec), "")
+	s := b.newState(rec, false, b.recordError(*e.car(), rec), "")
 	e.cur.Store(s)
 	return s, nil
 }
@@ -69,8 +69,8 @@ func (b *Broker) RunRefresher(ctx context.Context, tick time.Duration) {
 // token is due, and waits for them.
 func (b *Broker) RefreshDue(ctx context.Context) {
 	var wg sync.WaitGroup
-	for _, e := range b.entries {
-		if e.carrier.Inactive {
+	for _, e := range b.entryMap() {
+		if e.car().Inactive {
 			continue
 		}
 		s := e.cur.Load()
@@ -96,13 +96,13 @@ func (b *Broker) Close() { b.close.Do(func() { close(b.done) }) }
 // naming the carriers whose tokens are still only in memory.
 func (b *Broker) Flush(ctx context.Context) error {
 	var failed []string
-	for _, e := range b.entries {
+	for _, e := range b.entryMap() {
 		s := e.cur.Load()
 		if s == nil || !s.dirty {
 			continue
 		}
 		if !b.persist(e, b.logger(e)) {
-			failed = append(failed, e.carrier.Name+"/"+string(e.carrier.Environment))
+			failed = append(failed, e.car().Name+"/"+string(e.car().Environment))
 		}
 		if ctx.Err() != nil {
 			break
@@ -131,8 +131,8 @@ type Reminder struct {
 // loaded yet.
 func (b *Broker) RemindOnce(warnBefore time.Duration) {
 	now := b.now()
-	for _, e := range b.entries {
-		c := e.carrier
+	for _, e := range b.entryMap() {
+		c := *e.car()
 		if c.Inactive || c.Grant == GrantClientCredentials {
 			continue
 		}

@@ -54,7 +54,7 @@ func (b *Broker) persist(e *entry, log *zap.Logger) bool {
 func (b *Broker) resolveConflict(e *entry, s *state, log *zap.Logger) bool {
 	ctx, cancel := b.storeCtx()
 	defer cancel()
-	stored, err := b.opts.Store.Get(ctx, e.carrier.Name, e.carrier.Environment)
+	stored, err := b.opts.Store.Get(ctx, e.car().Name, e.car().Environment)
 	rebased := *s
 	switch {
 	case errors.Is(err, vaultstore.ErrNotFound):
@@ -66,7 +66,7 @@ func (b *Broker) resolveConflict(e *entry, s *state, log *zap.Logger) bool {
 		// A login, or a pair minted from a refresh token we did not spend,
 		// beats ours.
 		log.Info("a newer token pair is in Vault; using it")
-		e.cur.CompareAndSwap(s, b.newState(stored, false, b.recordError(e.carrier, stored), ""))
+		e.cur.CompareAndSwap(s, b.newState(stored, false, b.recordError(*e.car(), stored), ""))
 		return false
 	default:
 		// A lease, a rejected-marking, or a record still holding the
