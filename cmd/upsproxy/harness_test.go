@@ -108,6 +108,8 @@ type envOptions struct {
 	accessTTL, refreshTTL time.Duration
 	carriers              string // HCL carrier blocks; default one test carrier "main"
 	extra                 string // more top-level HCL
+	prefix                string // Vault prefix; default "upsproxy-test"
+	vaultAuth             string // HCL auth block; default token auth from the root token's file
 }
 
 const testSecret = "s3cr+t %25 with space"
@@ -151,6 +153,14 @@ carrier "main" {
 }
 `
 	}
+	if o.prefix == "" {
+		o.prefix = "upsproxy-test"
+	}
+	if o.vaultAuth == "" {
+		o.vaultAuth = `auth "token" {
+    token_file = "vault-token"
+  }`
+	}
 	cfg := fmt.Sprintf(`
 listen       = "127.0.0.1:0"
 admin_listen = "127.0.0.1:0"
@@ -161,10 +171,8 @@ log {
 vault {
   address = %q
   mount   = "secret"
-  prefix  = "upsproxy-test"
-  auth "token" {
-    token_file = "vault-token"
-  }
+  prefix  = %q
+  %s
 }
 mitm {
   ca_cert = "ca/ca.pem"
@@ -176,11 +184,11 @@ ups {
 }
 %s
 %s
-`, e.vault.Addr, e.simURL, e.simURL, o.extra, carriers)
+`, e.vault.Addr, o.prefix, o.vaultAuth, e.simURL, e.simURL, o.extra, carriers)
 	e.cfgPath = filepath.Join(e.dir, "upsproxy.hcl")
 	writeFile(t, e.cfgPath, cfg)
 
-	st, err := vaultstore.New(vaultstore.Options{Client: e.vault.Client(t), Mount: "secret", Prefix: "upsproxy-test"})
+	st, err := vaultstore.New(vaultstore.Options{Client: e.vault.Client(t), Mount: "secret", Prefix: o.prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,6 +257,7 @@ func (e *env) editRecord(carrier string, env ups.Environment, edit func(*vaultst
 // server is a running `upsproxy serve`.
 type server struct {
 	addr   string
+	admin  string
 	logs   *syncBuffer
 	cancel context.CancelFunc
 	done   chan int
@@ -273,9 +282,15 @@ func (e *env) serve() *server {
 		case <-time.After(20 * time.Millisecond):
 		}
 		for _, l := range s.lines() {
-			if l["msg"] == "proxy listening" {
+			switch l["msg"] {
+			case "proxy listening":
 				s.addr, _ = l["addr"].(string)
+			case "admin listening":
+				s.admin, _ = l["addr"].(string)
 			}
+		}
+		if s.admin == "" {
+			s.addr = ""
 		}
 	}
 	e.t.Cleanup(func() { s.stop(e.t) })

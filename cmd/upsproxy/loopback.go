@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -58,8 +59,8 @@ func parseLoopback(redirectURI string) (loopbackTarget, bool) {
 	default:
 		return loopbackTarget{}, false
 	}
-	if t.port == "0" {
-		return loopbackTarget{}, false // the browser cannot be sent to port 0
+	if n, err := strconv.Atoi(t.port); err != nil || n < 1 || n > 65535 {
+		return loopbackTarget{}, false // no browser can be sent there
 	}
 	if t.path == "" {
 		t.path = "/"
@@ -147,12 +148,14 @@ func startCatcher(t loopbackTarget, state string, now func() time.Time, log *zap
 		}
 		c.lns = append(c.lns, ln)
 	}
+	// Decided once: Serve itself fills in srv.TLSConfig (for HTTP/2).
+	useTLS := c.srv.TLSConfig != nil
 	for _, ln := range c.lns {
 		c.served.Add(1)
 		go func() {
 			defer c.served.Done()
 			var err error
-			if c.srv.TLSConfig != nil {
+			if useTLS {
 				err = c.srv.ServeTLS(ln, "", "")
 			} else {
 				err = c.srv.Serve(ln)

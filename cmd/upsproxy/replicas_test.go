@@ -58,6 +58,7 @@ type replica struct {
 	name  string
 	cmd   *exec.Cmd
 	addr  string
+	admin string
 	alive atomic.Bool
 	logs  *syncBuffer
 	exit  chan error
@@ -76,6 +77,7 @@ func (e *env) startReplica(t *testing.T, name string) *replica {
 		t.Fatal(err)
 	}
 	addrc := make(chan string, 1)
+	adminc := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -83,10 +85,18 @@ func (e *env) startReplica(t *testing.T, name string) *replica {
 			line := sc.Bytes()
 			_, _ = r.logs.Write(append(append([]byte{}, line...), '\n'))
 			var m map[string]any
-			if json.Unmarshal(line, &m) == nil && m["msg"] == "proxy listening" {
-				select {
-				case addrc <- fmt.Sprint(m["addr"]):
-				default:
+			if json.Unmarshal(line, &m) == nil {
+				switch m["msg"] {
+				case "proxy listening":
+					select {
+					case addrc <- fmt.Sprint(m["addr"]):
+					default:
+					}
+				case "admin listening":
+					select {
+					case adminc <- fmt.Sprint(m["addr"]):
+					default:
+					}
 				}
 			}
 		}
@@ -94,6 +104,7 @@ func (e *env) startReplica(t *testing.T, name string) *replica {
 	}()
 	select {
 	case r.addr = <-addrc:
+		r.admin = <-adminc
 	case err := <-r.exit:
 		t.Fatalf("replica %s exited: %v\n%s", name, err, r.logs.String())
 	case <-time.After(30 * time.Second):

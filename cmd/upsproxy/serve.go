@@ -2,29 +2,33 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
+	"reflect"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
+	"golang.org/x/net/netutil"
 
+	"github.com/upsproxy/upsproxy/internal/admin"
 	"github.com/upsproxy/upsproxy/internal/config"
 	"github.com/upsproxy/upsproxy/internal/proxy"
 	"github.com/upsproxy/upsproxy/internal/tokens"
 	"github.com/upsproxy/upsproxy/internal/ups"
+	"github.com/upsproxy/upsproxy/internal/vaultstore"
 )
 
 func (c *cli) serveCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "serve",
-		Short: "Run the proxy until SIGINT/SIGTERM",
+		Short: "Run the proxy and the admin listener until SIGINT/SIGTERM (SIGHUP reloads the config)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return c.serve(cmd.Context())
@@ -32,12 +36,25 @@ func (c *cli) serveCmd() *cobra.Command {
 	}
 }
 
+// daemon is a running `upsproxy serve`: what a reload may change.
+type daemon struct {
+	c         *cli
+	cfg       *config.Config
+	log       *zap.Logger
+	level     zap.AtomicLevel
+	broker    *tokens.Broker
+	px        *proxy.Proxy
+	oauthHTTP *http.Client
+	// stopReminders ends the current reminder loop (restarted on reload).
+	stopReminders context.CancelFunc
+}
+
 func (c *cli) serve(ctx context.Context) error {
 	cfg, err := c.loadConfig()
 	if err != nil {
 		return err
 	}
-	log, _, err := newLogger(cfg.Log, c.errOut)
+	log, level, err := newLogger(cfg.Log, c.errOut)
 	if err != nil {
 		return err
 	}
@@ -45,8 +62,16 @@ func (c *cli) serve(ctx context.Context) error {
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
-	store, err := c.tokenStore(cfg, log)
+	sess, err := c.vaultSession(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	go sess.Run(ctx)
+	store, err := vaultstore.New(vaultstore.Options{Client: sess.Client(), Mount: cfg.Vault.Mount, Prefix: cfg.Vault.Prefix, Logger: log.Named("vault")})
 	if err != nil {
 		return err
 	}
@@ -54,32 +79,22 @@ func (c *cli) serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	oauthHTTP := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	metrics := admin.NewMetrics(version, commit)
+	d := &daemon{c: c, cfg: cfg, log: log, level: level, oauthHTTP: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
 
-	host, _ := os.Hostname()
-	carriers := make([]tokens.Carrier, 0, len(cfg.Carriers))
-	pcarriers := make([]proxy.Carrier, 0, len(cfg.Carriers))
-	for i := range cfg.Carriers {
-		car := &cfg.Carriers[i]
-		oc, err := oauthClient(cfg, car, car.Environment, oauthHTTP)
-		if err != nil {
-			return err
-		}
-		carriers = append(carriers, tokens.Carrier{
-			Name: car.Name, Environment: car.Environment, Grant: car.Grant, Inactive: car.Inactive, OAuth: oc,
-		})
-		pcarriers = append(pcarriers, proxy.Carrier{
-			Name: car.Name, Environment: car.Environment, Inactive: car.Inactive, Default: car.Default,
-		})
+	carriers, err := d.brokerCarriers(cfg)
+	if err != nil {
+		return err
 	}
-	broker, err := tokens.New(tokens.Options{
-		Store: store, Carriers: carriers, Logger: log.Named("tokens"),
+	host, _ := os.Hostname()
+	d.broker, err = tokens.New(tokens.Options{
+		Store: store, Carriers: carriers, Logger: log.Named("tokens"), Metrics: metrics,
 		Holder: fmt.Sprintf("%s/%d", host, os.Getpid()),
 	})
 	if err != nil {
 		return err
 	}
-	defer broker.Close()
+	defer d.broker.Close()
 
 	var ca *proxy.CA
 	if cfg.MITM != nil {
@@ -87,14 +102,13 @@ func (c *cli) serve(ctx context.Context) error {
 			return err
 		}
 	}
-	px, err := proxy.New(proxy.Options{
-		Logger:         log.Named("proxy"),
-		Tokens:         broker,
-		Carriers:       pcarriers,
-		Upstreams:      upstreams(cfg),
-		Transport:      tr,
-		CA:             ca,
-		TransactionSrc: cfg.TransactionSrc,
+	d.px, err = proxy.New(proxy.Options{
+		Logger:    log.Named("proxy"),
+		Tokens:    d.broker,
+		Transport: tr,
+		CA:        ca,
+		Observer:  metrics,
+		Config:    proxyConfig(cfg),
 	})
 	if err != nil {
 		return err
@@ -104,37 +118,164 @@ func (c *cli) serve(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("proxy listener: %w", err)
 	}
+	if n := cfg.Limits.MaxConnections; n > 0 {
+		ln = netutil.LimitListener(ln, n)
+	}
 	srv := &http.Server{
-		Handler:           px,
+		Handler:           d.px,
 		ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout,
 		IdleTimeout:       cfg.Limits.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}
-
-	broker.Preload(ctx)
-	go broker.RunReminders(ctx, cfg.Reminders.WarnBefore, cfg.Reminders.Interval)
-	go broker.RunRefresher(ctx, time.Second)
-
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("proxy listening", zap.String("addr", ln.Addr().String()), zap.Int("carriers", len(cfg.Carriers)))
-
-	select {
-	case err := <-errc:
-		return fmt.Errorf("proxy server: %w", err)
-	case <-ctx.Done():
+	adminLn, err := net.Listen("tcp", cfg.AdminListen)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("admin listener: %w", err)
 	}
-	log.Info("shutting down", zap.Duration("grace", cfg.Limits.ShutdownGrace))
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.Limits.ShutdownGrace)
+	adminSrv := &http.Server{
+		Handler: admin.NewHandler(admin.Options{
+			Logger: log.Named("admin"), Metrics: metrics, Version: version, Commit: commit,
+			Ready:  store.Ping,
+			Status: func() any { return d.broker.Status() },
+		}),
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       time.Minute,
+		ErrorLog:          zap.NewStdLog(log.Named("admin-http")),
+	}
+
+	d.broker.Preload(ctx)
+	d.startReminders(ctx)
+	go d.broker.RunRefresher(ctx, time.Second)
+
+	errc := make(chan error, 2)
+	go func() { errc <- fmt.Errorf("proxy server: %w", srv.Serve(ln)) }()
+	go func() { errc <- fmt.Errorf("admin server: %w", adminSrv.Serve(adminLn)) }()
+	log.Info("proxy listening", zap.String("addr", ln.Addr().String()), zap.Int("carriers", len(cfg.Carriers)))
+	log.Info("admin listening", zap.String("addr", adminLn.Addr().String()))
+
+	for running := true; running; {
+		select {
+		case err := <-errc:
+			return err
+		case <-hup:
+			d.reload(ctx)
+		case <-ctx.Done():
+			running = false
+		}
+	}
+
+	grace := d.cfg.Limits.ShutdownGrace
+	log.Info("shutting down: draining in-flight requests", zap.Duration("grace", grace))
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("in-flight requests cut off at the end of the grace period", zap.Error(err))
 	}
-	if err := broker.Flush(sctx); err != nil {
+	_ = adminSrv.Shutdown(sctx)
+	// Land any pair Vault has not accepted yet: after exit it would be gone.
+	fctx, fcancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer fcancel()
+	if err := d.broker.Flush(fctx); err != nil {
 		log.Error("pending token writes could not be flushed", zap.Error(err))
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// brokerCarriers builds the broker's carriers, one UPS OAuth client each.
+func (d *daemon) brokerCarriers(cfg *config.Config) ([]tokens.Carrier, error) {
+	out := make([]tokens.Carrier, 0, len(cfg.Carriers))
+	for i := range cfg.Carriers {
+		car := &cfg.Carriers[i]
+		oc, err := oauthClient(cfg, car, car.Environment, d.oauthHTTP)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, tokens.Carrier{
+			Name: car.Name, Environment: car.Environment, Grant: car.Grant, Inactive: car.Inactive, OAuth: oc,
+		})
+	}
+	return out, nil
+}
+
+func (d *daemon) startReminders(ctx context.Context) {
+	if d.stopReminders != nil {
+		d.stopReminders()
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	d.stopReminders = cancel
+	go d.broker.RunReminders(rctx, d.cfg.Reminders.WarnBefore, d.cfg.Reminders.Interval)
+}
+
+// reload re-reads the config file (SIGHUP). An invalid file is logged with
+// its diagnostics and the running configuration stays; tokens in memory and
+// open connections are untouched either way.
+func (d *daemon) reload(ctx context.Context) {
+	path := d.c.configFile()
+	d.log.Info("SIGHUP: reloading the configuration", zap.String("path", path))
+	cfg, files, diags := config.Load(path)
+	if diags.HasErrors() || cfg == nil {
+		var b strings.Builder
+		if files != nil {
+			_ = files.WriteDiagnostics(&b, diags, false)
+		}
+		d.log.Error("configuration reload failed; keeping the running configuration",
+			zap.String("path", path), zap.String("diagnostics", b.String()))
+		return
+	}
+	carriers, err := d.brokerCarriers(cfg)
+	if err == nil {
+		err = d.px.Update(proxyConfig(cfg))
+	}
+	if err == nil {
+		err = d.broker.Update(carriers)
+	}
+	if err != nil {
+		d.log.Error("configuration reload failed; keeping the running configuration", zap.Error(err))
+		return
+	}
+	if lvl, err := zap.ParseAtomicLevel(cfg.Log.Level); err == nil {
+		d.level.SetLevel(lvl.Level())
+	}
+	for _, ch := range restartNeeded(d.cfg, cfg) {
+		d.log.Warn("setting changed but only takes effect after a restart", zap.String("setting", ch))
+	}
+	old := d.cfg
+	d.cfg = cfg
+	if old.Reminders != cfg.Reminders {
+		d.startReminders(ctx)
+	}
+	d.log.Info("configuration reloaded", zap.Int("carriers", len(cfg.Carriers)), zap.Int("clients", len(cfg.Clients)))
+}
+
+// restartNeeded lists settings a reload cannot apply.
+func restartNeeded(old, cfg *config.Config) []string {
+	var out []string
+	if old.Listen != cfg.Listen {
+		out = append(out, "listen")
+	}
+	if old.AdminListen != cfg.AdminListen {
+		out = append(out, "admin_listen")
+	}
+	if old.Log.Format != cfg.Log.Format {
+		out = append(out, "log.format")
+	}
+	if !reflect.DeepEqual(old.Vault, cfg.Vault) {
+		out = append(out, "vault")
+	}
+	if !reflect.DeepEqual(old.MITM, cfg.MITM) {
+		out = append(out, "mitm")
+	}
+	if old.UPS.CAFile != cfg.UPS.CAFile {
+		out = append(out, "ups.ca_file")
+	}
+	o, n := old.Limits, cfg.Limits
+	if o.MaxConnections != n.MaxConnections || o.ReadHeaderTimeout != n.ReadHeaderTimeout ||
+		o.IdleTimeout != n.IdleTimeout || o.UpstreamTimeout != n.UpstreamTimeout {
+		out = append(out, "limits (listener and upstream timeouts, max_connections)")
+	}
+	return out
 }
 
 func upstreams(cfg *config.Config) map[ups.Environment]*url.URL {

@@ -1,15 +1,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
-	"os"
 	"time"
 
-	vaultapi "github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -56,57 +54,38 @@ func newLogger(l config.Log, w io.Writer) (*zap.Logger, zap.AtomicLevel, error) 
 	return zap.New(core), level, nil
 }
 
-// vaultClient connects to Vault as the config says.
-func (c *cli) vaultClient(cfg *config.Config) (*vaultapi.Client, error) {
-	addr := cfg.Vault.Address
-	if addr == "" {
-		addr = c.getenv("VAULT_ADDR")
-	}
-	if addr == "" {
-		return nil, errors.New("no Vault address: set vault { address = ... } or VAULT_ADDR")
-	}
-	token := ""
-	auth := cfg.Vault.Auth
-	if auth.Method == "" || auth.Method == config.AuthToken {
-		token = c.getenv("VAULT_TOKEN")
-		if auth.Token != nil && auth.Token.TokenFile != "" {
-			b, err := os.ReadFile(auth.Token.TokenFile)
-			if err != nil {
-				return nil, fmt.Errorf("vault token file: %w", err)
-			}
-			token = string(trimSpace(b))
+// vaultSession logs in to Vault as the config says. serve keeps it alive
+// with Run; one-shot commands just use it.
+func (c *cli) vaultSession(ctx context.Context, cfg *config.Config, log *zap.Logger) (*vaultstore.Session, error) {
+	var auth vaultstore.Authenticator
+	switch a := cfg.Vault.Auth; a.Method {
+	case config.AuthAppRole:
+		auth = vaultstore.AppRoleAuth{RoleID: a.AppRole.RoleID, SecretIDFile: a.AppRole.SecretIDFile,
+			SecretIDEnv: a.AppRole.SecretIDEnv, Wrapped: a.AppRole.Wrapped, MountPath: a.AppRole.MountPath, Getenv: c.getenv}
+	case config.AuthKubernetes:
+		auth = vaultstore.KubernetesAuth{Role: a.Kubernetes.Role, TokenFile: a.Kubernetes.TokenFile, MountPath: a.Kubernetes.MountPath}
+	default:
+		tf := ""
+		if a.Token != nil {
+			tf = a.Token.TokenFile
 		}
-		if token == "" {
-			return nil, errors.New("no Vault token: set VAULT_TOKEN (vault auth \"token\")")
-		}
-	} else {
-		return nil, fmt.Errorf("vault auth %q is not supported yet", auth.Method)
+		auth = vaultstore.TokenAuth{Token: c.getenv("VAULT_TOKEN"), TokenFile: tf}
 	}
-	return vaultstore.NewClient(vaultstore.ClientOptions{Address: addr, CACert: cfg.Vault.CACert, Token: token, Timeout: 10 * time.Second})
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return vaultstore.NewSession(lctx, vaultstore.SessionOptions{
+		Client: vaultstore.ClientOptions{Address: cfg.Vault.Address, CACert: cfg.Vault.CACert, Timeout: 10 * time.Second, Getenv: c.getenv},
+		Auth:   auth, Logger: log.Named("vault"),
+	})
 }
 
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
-// tokenStore opens the Vault token store.
+// tokenStore opens the Vault token store for a one-shot command.
 func (c *cli) tokenStore(cfg *config.Config, log *zap.Logger) (*vaultstore.Store, error) {
-	vc, err := c.vaultClient(cfg)
+	sess, err := c.vaultSession(context.Background(), cfg, log)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("connecting to Vault: %w", err)
 	}
-	return vaultstore.New(vaultstore.Options{Client: vc, Mount: cfg.Vault.Mount, Prefix: cfg.Vault.Prefix, Logger: log})
-}
-
-// upstreamURL is where an environment's requests go.
-func upstreamURL(cfg *config.Config, env ups.Environment) *url.URL {
-	if env == ups.Test {
-		return cfg.UPS.TestURL
-	}
-	return cfg.UPS.ProductionURL
+	return vaultstore.New(vaultstore.Options{Client: sess.Client(), Mount: cfg.Vault.Mount, Prefix: cfg.Vault.Prefix, Logger: log})
 }
 
 // upstreamTransport is the one verified, pooled transport to UPS.
@@ -123,7 +102,7 @@ func oauthClient(cfg *config.Config, car *config.Carrier, env ups.Environment, h
 		return nil, fmt.Errorf("carrier %q: client_secret from vault() is not supported yet", car.Name)
 	}
 	return ups.NewClient(ups.Config{
-		BaseURL:      upstreamURL(cfg, env),
+		BaseURL:      upstreams(cfg)[env],
 		ClientID:     car.ClientID,
 		ClientSecret: car.ClientSecret.Value,
 		RedirectURI:  car.RedirectURI,

@@ -30,7 +30,7 @@ func benchProxy(b *testing.B) *testEnv {
 	logger := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zap.InfoLevel))
 	e := newTestEnv(b, func(o *proxy.Options) {
 		o.Logger = logger
-		o.Upstreams = map[ups.Environment]*url.URL{ups.Production: upURL, ups.Test: upURL}
+		o.Config.Upstreams = map[ups.Environment]*url.URL{ups.Production: upURL, ups.Test: upURL}
 	})
 	return e
 }

@@ -17,18 +17,74 @@ import (
 // it for absolute-form requests, for requests decrypted from a CONNECT
 // tunnel, and for origin-form requests via serveOriginForm). It sends the
 // request upstream itself and returns the response, so goproxy's own
-// forwarding (and its TLS-skipping transport) is never used.
+// forwarding (and its TLS-skipping transport) is never used. Every step
+// reads the one configuration loaded here.
 func (p *Proxy) handle(req *http.Request, pctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
 	x := p.newExchange(req)
+	rt := p.routing.Load()
 
 	// 1. Did the client address UPS (or the proxy itself, in base-URL mode)?
-	addressed, err := addressedEnvironment(req, pctx)
+	addressed, tun, err := addressedEnvironment(req, pctx)
 	if err != nil {
 		return req, x.fail(req, err)
 	}
+	if hasHeader(req.Header, transIDHeader) {
+		x.transID = clip(req.Header[transIDHeader][0], maxLoggedTransID)
+	}
 
-	// 2. Which carrier?
-	r, err := p.routing.Load().resolve(req.Header)
+	// 2. Who is asking? With client blocks, proxy credentials are required.
+	var cl *client
+	if rt.clients != nil {
+		auth := ""
+		if v := req.Header["Proxy-Authorization"]; len(v) > 0 {
+			auth = v[0]
+		} else if tun != nil {
+			auth = tun.auth
+		}
+		if cl, err = rt.authenticate(req.Context(), auth); err != nil {
+			return req, x.fail(req, err)
+		}
+		x.client = cl.name
+	}
+
+	// 3. A body over the limit is refused before anything is read or dialled.
+	if req.ContentLength > rt.maxBody {
+		return req, x.failClose(req, rt.errTooLarge)
+	}
+	body := req.Body
+	hasBody := body != nil && body != http.NoBody && req.ContentLength != 0
+	if hasBody && req.ContentLength < 0 {
+		body = &limitedBody{rc: body, left: rt.maxBody, exceeded: &x.tooLarge}
+	}
+
+	// 4. Legacy URL shapes become today's /api/ paths.
+	tr := rt.translate(x.path)
+
+	// 5. Which carrier? The client's pin or the header come first; the
+	// body is read only when a shipper number in it could matter.
+	pin, err := rt.pinned(cl, req.Header)
+	if err != nil {
+		return req, x.fail(req, err)
+	}
+	replay := replayable(req.Method, tr.path)
+	var (
+		pb     *prefixBody // set when the body's prefix was read
+		prefix []byte
+		whole  bool
+		res    scanResult
+	)
+	if hasBody && (replay || tr.rateFromBody || hasPrefixFold(x.path, legacyRestPrefix) || rt.bodyMatters(pin)) {
+		pb = new(prefixBody)
+		prefix, whole, err = pb.readPrefix(body, req.ContentLength, rt.scanLimit)
+		if err != nil {
+			if x.tooLarge.Load() {
+				return req, x.failClose(req, rt.errTooLarge)
+			}
+			return req, x.fail(req, &clientBodyError{err: err})
+		}
+		res = scanBody(prefix)
+	}
+	r, err := rt.resolve(cl, pin, req.Header, prefix, &res)
 	if err != nil {
 		return req, x.fail(req, err)
 	}
@@ -37,7 +93,7 @@ func (p *Proxy) handle(req *http.Request, pctx *goproxy.ProxyCtx) (*http.Request
 		return req, x.fail(req, r.errs.inactive)
 	}
 
-	// 3. The carrier's environment picks the UPS host; never let a request
+	// 6. The carrier's environment picks the UPS host; never let a request
 	// meant for Test spend real money in Production.
 	switch {
 	case addressed == ups.Test && r.env == ups.Production:
@@ -48,62 +104,115 @@ func (p *Proxy) handle(req *http.Request, pctx *goproxy.ProxyCtx) (*http.Request
 		}
 	}
 
-	// 4. Header hygiene, then the carrier's token and UPS's transaction headers.
+	// 7. The body: cut out UPSSecurity, fill a missing shipper number.
+	path := tr.path
+	length := req.ContentLength
+	if pb != nil {
+		if res.securityOpen {
+			return req, x.fail(req, securityNotRemovableError(rt.scanLimit))
+		}
+		if tr.rateFromBody {
+			op := ""
+			if res.requestOptionFound {
+				op = string(res.requestOption.value(prefix))
+			}
+			path = "/api/rating/v1/" + rateOperation(op)
+		}
+		if edited := editBody(prefix, &res, r); edited != nil {
+			if length >= 0 {
+				length += int64(len(edited) - len(prefix))
+			}
+			prefix = edited
+		}
+		if whole {
+			length = int64(len(prefix))
+			pb.send(prefix, nil)
+		} else {
+			pb.send(prefix, body)
+		}
+		body = pb
+	}
+	if path != x.path {
+		x.upstreamPath = path
+		if ce := p.log.Check(zap.DebugLevel, "legacy path translated"); ce != nil {
+			ce.Write(zap.String("path", x.path), zap.String("upstream_path", path), zap.String("rule", tr.rule))
+		}
+	}
+
+	// 8. Header hygiene, then the carrier's token and UPS's transaction headers.
 	stripRequestHeaders(req.Header)
 	token, err := p.tokens.Token(req.Context(), r.name, r.env)
 	if err != nil {
 		return req, x.fail(req, &tokenError{route: r, err: err})
 	}
 	req.Header[authorizationHeader] = r.authorization(token)
-	if hasHeader(req.Header, transIDHeader) {
-		x.transID = clip(req.Header[transIDHeader][0], maxLoggedTransID)
-	} else {
+	if x.transID == "" {
 		x.transID = newTransID()
 		x.transIDValue[0] = x.transID
 		req.Header[transIDHeader] = x.transIDValue[:]
 	}
 	if !hasHeader(req.Header, transactionSrcHeader) {
-		req.Header[transactionSrcHeader] = p.transactionSrc
+		req.Header[transactionSrcHeader] = rt.transactionSrc
 	}
 
-	// 5. Forward, streaming both bodies.
-	resp, err := p.transport.RoundTrip(x.outbound(req, r))
+	// 9. Forward, streaming both bodies; replay once if UPS refused a token
+	// it should have accepted and the operation is safe to repeat.
+	out := x.outbound(req, r, path, body, length)
+	resp, err := p.transport.RoundTrip(out)
 	if err != nil {
+		if x.tooLarge.Load() {
+			return req, x.failClose(req, rt.errTooLarge)
+		}
 		return req, x.fail(req, &upstreamError{route: r, err: err})
+	}
+	if replay && resp.StatusCode == http.StatusUnauthorized && (!hasBody || whole) {
+		if resp, err = p.replay(x, r, token, resp, prefix); err != nil {
+			return req, x.fail(req, err)
+		}
 	}
 	return req, x.deliver(resp)
 }
 
 // addressedEnvironment checks the request's target against the allow-list
-// and tells which UPS environment the client addressed ("" in base-URL mode).
-func addressedEnvironment(req *http.Request, pctx *goproxy.ProxyCtx) (ups.Environment, error) {
+// and tells which UPS environment the client addressed ("" in base-URL
+// mode), and the CONNECT tunnel it came through, if any.
+func addressedEnvironment(req *http.Request, pctx *goproxy.ProxyCtx) (ups.Environment, *tunnel, error) {
 	t := requestTarget(req.URL)
 	if t == nil {
-		return "", errHostNotAllowed
+		return "", nil, errHostNotAllowed
 	}
-	tunnel, inTunnel := pctx.UserData.(*target)
-	if inTunnel && tunnel != nil {
+	var (
+		via *target
+		tun *tunnel
+	)
+	switch v := pctx.UserData.(type) {
+	case *target:
+		via = v
+	case *tunnel:
+		via, tun = v.target, v
+	}
+	if via != nil {
 		// Decrypted from a CONNECT tunnel: the URL's host comes from the
 		// inner Host header, which must name UPS too. If either names the
 		// Test host, the client meant Test.
 		if t == baseURLTarget {
-			return "", errHostNotAllowed
+			return "", nil, errHostNotAllowed
 		}
-		if tunnel.env == ups.Test {
-			return ups.Test, nil
+		if via.env == ups.Test {
+			return ups.Test, tun, nil
 		}
-		return t.env, nil
+		return t.env, tun, nil
 	}
 	if t == baseURLTarget {
 		// Base-URL mode addresses no particular host, unless the client
 		// sent the Test host's name as Host (hosts-file redirection): then
 		// it believes it talks to Test, and the mismatch guard must hold.
 		if lookupUPSHost(hostname(req.Host)) == testTarget {
-			return ups.Test, nil
+			return ups.Test, nil, nil
 		}
-		return "", nil
+		return "", nil, nil
 	}
-	return t.env, nil
+	return t.env, nil, nil
 }
 
 // maxLoggedTransID bounds a client-sent transId in the log (UPS allows 32).
@@ -132,6 +241,11 @@ type exchange struct {
 	errCode   string
 	cause     error // logged for failures whose text helps ops (network, token store)
 	login     string
+	client    string // proxy user, when proxy auth is on
+	// upstreamPath is the translated path, when it differs from path.
+	upstreamPath string
+	replayed     bool
+	tooLarge     atomic.Bool // set by limitedBody
 
 	upstreamBody io.ReadCloser
 	logged       atomic.Bool
@@ -149,18 +263,27 @@ func (p *Proxy) newExchange(req *http.Request) *exchange {
 	return x
 }
 
-// outbound is req addressed to the route's upstream. A shallow copy, so
-// that the client connection's settings (Close, RequestURI) stay goproxy's
-// while the upstream connection is pooled.
-func (x *exchange) outbound(req *http.Request, r *route) *http.Request {
+// outbound is req addressed to the route's upstream, with its path and
+// body as the chain prepared them. A shallow copy, so that the client
+// connection's settings (Close, RequestURI) stay goproxy's while the
+// upstream connection is pooled.
+func (x *exchange) outbound(req *http.Request, r *route, path string, body io.ReadCloser, length int64) *http.Request {
 	x.url = *req.URL
 	x.url.Scheme = r.scheme
 	x.url.Host = r.host
 	x.url.User = nil
+	if path != x.url.Path {
+		x.url.Path, x.url.RawPath = path, ""
+	}
 	x.out = *req
 	x.out.URL = &x.url
 	x.out.Host = r.host
 	x.out.RequestURI = ""
+	x.out.Body = body
+	x.out.ContentLength = length
+	if body == nil || length == 0 {
+		x.out.Body = http.NoBody
+	}
 	// A client that closes its connection after each request (HTTP/1.0
 	// software) must not make us close, and re-handshake, UPS's.
 	x.out.Close = false
@@ -202,7 +325,7 @@ func (x *exchange) fail(req *http.Request, err error) *http.Response {
 	e := clientError(err)
 	x.status, x.errCode = e.status, e.code
 	switch err.(type) {
-	case *tokenError, *upstreamError:
+	case *tokenError, *upstreamError, *clientBodyError:
 		x.cause = err
 	}
 	if x.route != nil && (e.code == CodeNotLoggedIn || e.code == CodeRefreshTokenExpired) {
@@ -212,17 +335,34 @@ func (x *exchange) fail(req *http.Request, err error) *http.Response {
 	return e.response(req)
 }
 
-// logAccess writes the request's access log line, once. It never logs
-// header values, tokens or bodies.
+// failClose is fail for refusals that leave the client's body unread: the
+// connection cannot carry another request.
+func (x *exchange) failClose(req *http.Request, err error) *http.Response {
+	resp := x.fail(req, err)
+	resp.Close = true
+	return resp
+}
+
+// logAccess writes the request's access log line and tells the Observer,
+// once. It never logs header values, tokens or bodies.
 func (x *exchange) logAccess() {
 	if !x.logged.CompareAndSwap(false, true) {
 		return
+	}
+	d := x.p.now().Sub(x.start)
+	if x.p.observer != nil {
+		var carrier string
+		var env ups.Environment
+		if x.route != nil {
+			carrier, env = x.route.name, x.route.env
+		}
+		x.p.observer.ObserveRequest(carrier, env, x.status, x.errCode, d)
 	}
 	ce := x.p.log.Check(zap.InfoLevel, "request")
 	if ce == nil {
 		return
 	}
-	fields := make([]zap.Field, 0, 11)
+	fields := make([]zap.Field, 0, 15)
 	if x.route != nil {
 		fields = append(fields, zap.String("carrier", x.route.name), zap.String("environment", string(x.route.env)))
 	}
@@ -230,8 +370,17 @@ func (x *exchange) logAccess() {
 		zap.String("method", x.method),
 		zap.String("path", x.path),
 		zap.Int("status", x.status),
-		zap.Duration("duration", x.p.now().Sub(x.start)),
+		zap.Duration("duration", d),
 	)
+	if x.upstreamPath != "" {
+		fields = append(fields, zap.String("upstream_path", x.upstreamPath))
+	}
+	if x.client != "" {
+		fields = append(fields, zap.String("client", x.client))
+	}
+	if x.replayed {
+		fields = append(fields, zap.Bool("replayed", true))
+	}
 	if x.authority != "" {
 		fields = append(fields, zap.String("host", x.authority))
 	}

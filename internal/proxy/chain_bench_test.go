@@ -67,10 +67,12 @@ func (w *discardWriter) ReadFrom(r io.Reader) (int64, error) {
 func BenchmarkChainInProcess(b *testing.B) {
 	logger := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zap.InfoLevel))
 	p, err := New(Options{
-		Logger:    logger,
-		Tokens:    staticTokens{},
-		Carriers:  []Carrier{{Name: "main", Environment: ups.Production, Default: true}},
-		Upstreams: map[ups.Environment]*url.URL{ups.Production: {Scheme: "https", Host: ups.ProductionHost}},
+		Logger: logger,
+		Tokens: staticTokens{},
+		Config: Config{
+			Carriers:  []Carrier{{Name: "main", Environment: ups.Production, Default: true}},
+			Upstreams: map[ups.Environment]*url.URL{ups.Production: {Scheme: "https", Host: ups.ProductionHost}},
+		},
 		Transport: cannedUPS{},
 	})
 	if err != nil {

@@ -45,6 +45,11 @@ const (
 	CodeUpstreamUnavailable = "UPSPROXY_UPSTREAM_UNAVAILABLE"
 	// CodeRequestTooLarge (413): the request body is over the configured limit.
 	CodeRequestTooLarge = "UPSPROXY_REQUEST_TOO_LARGE"
+	// CodeClientNotAllowed (403): the client's source address is not in the
+	// configuration's allow_cidrs. Not in SPEC's table: neither a forbidden
+	// host nor missing credentials (which 407 would make the client retry
+	// with), so it gets its own code and a message naming the address.
+	CodeClientNotAllowed = "UPSPROXY_CLIENT_NOT_ALLOWED"
 	// CodeMITMNotConfigured (403): a client asked for HTTPS proxying (CONNECT)
 	// but the configuration has no mitm block, so the proxy cannot see (and
 	// authorize) the requests inside the tunnel. Not in SPEC's table: it is
@@ -71,7 +76,7 @@ func statusFor(code string) int {
 		return http.StatusProxyAuthRequired
 	case CodeNoCarrier:
 		return http.StatusBadRequest
-	case CodeCarrierInactive, CodeHostNotAllowed, CodeEnvironmentMismatch, CodeMITMNotConfigured:
+	case CodeCarrierInactive, CodeHostNotAllowed, CodeEnvironmentMismatch, CodeMITMNotConfigured, CodeClientNotAllowed:
 		return http.StatusForbidden
 	case CodeTokenStoreUnavailable:
 		return http.StatusServiceUnavailable
@@ -83,7 +88,16 @@ func statusFor(code string) int {
 	return http.StatusBadGateway
 }
 
-const upstreamTimeoutStatus = http.StatusGatewayTimeout
+// Statuses of SPEC codes that have a second one besides statusFor's.
+const (
+	// upstreamTimeoutStatus: UPSPROXY_UPSTREAM_UNAVAILABLE when UPS did not
+	// answer in time.
+	upstreamTimeoutStatus = http.StatusGatewayTimeout
+	// clientPinnedStatus: UPSPROXY_NO_CARRIER when the proxy user's client
+	// block pins another carrier than the request names. The carrier
+	// exists, the client may not use it: 403, not 400.
+	clientPinnedStatus = http.StatusForbidden
+)
 
 // proxyError is an answer the proxy gives itself instead of UPS's. Its body
 // is rendered once, when it is built: most are built at start-up (per
@@ -96,6 +110,8 @@ type proxyError struct {
 	// Header values, shared read-only by every response carrying this error.
 	codeValue   []string
 	lengthValue []string
+	// authenticate, when set, is sent as Proxy-Authenticate (407 only).
+	authenticate []string
 }
 
 func newProxyError(code, message string) *proxyError {
@@ -122,10 +138,13 @@ var jsonContentType = []string{"application/json"}
 // because goproxy may edit a response's header; the values are shared
 // (nobody appends to them in place).
 func (e *proxyError) response(req *http.Request) *http.Response {
-	h := make(http.Header, 3)
+	h := make(http.Header, 4)
 	h["Content-Type"] = jsonContentType
 	h["Content-Length"] = e.lengthValue
 	h[ErrorHeader] = e.codeValue
+	if e.authenticate != nil {
+		h["Proxy-Authenticate"] = e.authenticate
+	}
 	return &http.Response{
 		StatusCode:    e.status,
 		Status:        strconv.Itoa(e.status) + " " + http.StatusText(e.status),
@@ -152,7 +171,48 @@ var (
 			"Create a CA with `upsproxy ca init`, or set the client's UPS base URL to the proxy instead.")
 	errForwardFailed = newProxyError(CodeUpstreamUnavailable,
 		"upsproxy could not forward the request to UPS.")
+	errProxyAuthMissing = withAuthenticate(newProxyError(CodeProxyAuthRequired,
+		"This upsproxy requires proxy authentication: set the proxy user name and password of a client block "+
+			"in your software's proxy settings (sent as Proxy-Authorization: Basic)."))
+	errProxyAuthFailed = withAuthenticate(newProxyError(CodeProxyAuthRequired,
+		"The proxy user name or password is wrong."))
 )
+
+// proxyAuthenticateValue is the Proxy-Authenticate header of the 407 answers.
+var proxyAuthenticateValue = []string{`Basic realm="upsproxy"`}
+
+func withAuthenticate(e *proxyError) *proxyError {
+	e.authenticate = proxyAuthenticateValue
+	return e
+}
+
+func clientNotAllowedError(addr string) *proxyError {
+	return newProxyError(CodeClientNotAllowed, fmt.Sprintf(
+		"Client address %s may not use this upsproxy (allow_cidrs).", clip(addr, maxEchoedName)))
+}
+
+// clientPinnedError refuses a request of a client pinned to a carrier that
+// names another carrier (what says how: a header or a shipper number).
+func clientPinnedError(cl *client, what string) *proxyError {
+	return newProxyErrorStatus(CodeNoCarrier, clientPinnedStatus, fmt.Sprintf(
+		"Proxy client %q may only use carrier %q, but %s.", cl.name, cl.pin.name, what))
+}
+
+// carrierConflictError refuses a request whose carrier sources disagree.
+func carrierConflictError(what string) *proxyError {
+	return newProxyError(CodeNoCarrier, "The request names more than one UPS carrier: "+what+
+		". Send one carrier's shipper numbers, or drop the "+CarrierHeader+" header.")
+}
+
+func securityNotRemovableError(limit int64) *proxyError {
+	return newProxyError(CodeRequestTooLarge, fmt.Sprintf(
+		"The request body carries a legacy UPSSecurity element that upsproxy cannot remove: it does not end within "+
+			"the first %d bytes (limits.body_scan_limit) or the JSON is malformed. upsproxy never forwards UPS credentials; "+
+			"remove UPSSecurity from the request.", limit))
+}
+
+// echoNumber bounds a client-sent shipper number in a message.
+func echoNumber(b []byte) string { return clip(string(b), maxShipperNumberLen) }
 
 // maxEchoedName bounds how much of a client-sent carrier name is echoed
 // back, so the error body stays small whatever the client sends.

@@ -172,15 +172,17 @@ func newTestEnv(t testing.TB, mod func(*proxy.Options)) *testEnv {
 	core, logs := observer.New(zapcore.DebugLevel)
 	e.logs = logs
 	opts := proxy.Options{
-		Logger:   zap.New(core),
-		Clock:    time.Now,
-		Tokens:   e.tokens,
-		Carriers: testCarriers(),
-		Upstreams: map[ups.Environment]*url.URL{
-			ups.Production: e.prod.hostURL(t),
-			ups.Test:       e.test.hostURL(t),
+		Logger: zap.New(core),
+		Clock:  time.Now,
+		Tokens: e.tokens,
+		CA:     ca,
+		Config: proxy.Config{
+			Carriers: testCarriers(),
+			Upstreams: map[ups.Environment]*url.URL{
+				ups.Production: e.prod.hostURL(t),
+				ups.Test:       e.test.hostURL(t),
+			},
 		},
-		CA: ca,
 	}
 	if mod != nil {
 		mod(&opts)

@@ -14,9 +14,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -35,14 +35,19 @@ type TokenSource interface {
 	Token(ctx context.Context, carrier string, env ups.Environment) (string, error)
 }
 
-// Carrier is what the request path needs to know about a configured carrier.
-type Carrier struct {
-	Name        string
-	Environment ups.Environment
-	// Inactive carriers' requests are refused (UPSPROXY_CARRIER_INACTIVE).
-	Inactive bool
-	// Default marks the carrier used when a request names none; at most one.
-	Default bool
+// TokenInvalidator is implemented by token sources that can be told UPS
+// refused a token (401/250002): the next Token call then renews it, or
+// picks up a newer one. The proxy uses it before a replay; a TokenSource
+// without it only gets a replay when its next Token differs anyway.
+type TokenInvalidator interface {
+	Invalidate(carrier string, env ups.Environment, token string)
+}
+
+// Observer is told about every request once, when its access log line is
+// written (metrics). carrier is "" when none was resolved, errorCode ""
+// unless the proxy answered with one of its own errors.
+type Observer interface {
+	ObserveRequest(carrier string, env ups.Environment, status int, errorCode string, d time.Duration)
 }
 
 // Options configures New.
@@ -50,33 +55,27 @@ type Options struct {
 	Logger *zap.Logger      // nil: no logs
 	Clock  func() time.Time // nil: time.Now
 	Tokens TokenSource      // required
-	// Carriers are fixed until the next Update.
-	Carriers []Carrier
-	// Upstreams is where each environment's requests go (the config's
-	// test_url / production_url); only scheme and host are used, the
-	// request's path and query are kept. http:// is allowed for the
-	// simulator.
-	Upstreams map[ups.Environment]*url.URL
 	// Transport sends requests upstream; nil: NewTransport(TransportOptions{}).
 	Transport http.RoundTripper
 	// CA mints the certificates of HTTPS (CONNECT) proxying; nil refuses
 	// CONNECT with UPSPROXY_MITM_NOT_CONFIGURED.
 	CA *CA
-	// TransactionSrc is the transactionSrc header added when the client
-	// sent none; "" means "upsproxy".
-	TransactionSrc string
+	// Observer, when set, is called once per request.
+	Observer Observer
+	// Config is the reloadable part; see Update.
+	Config Config
 }
 
 // Proxy is the request path. It implements http.Handler: make it the
 // Handler of the proxy listener's http.Server.
 type Proxy struct {
-	log       *zap.Logger
-	now       func() time.Time
-	tokens    TokenSource
-	transport http.RoundTripper
-	ca        *CA
-	// transactionSrc is the header value added when missing, built once.
-	transactionSrc []string
+	log         *zap.Logger
+	now         func() time.Time
+	tokens      TokenSource
+	invalidator TokenInvalidator // nil when Tokens cannot be told
+	transport   http.RoundTripper
+	ca          *CA
+	observer    Observer
 
 	routing atomic.Pointer[routing]
 
@@ -103,7 +102,9 @@ func New(opts Options) (*Proxy, error) {
 		tokens:    opts.Tokens,
 		transport: opts.Transport,
 		ca:        opts.CA,
+		observer:  opts.Observer,
 	}
+	p.invalidator, _ = opts.Tokens.(TokenInvalidator)
 	if p.log == nil {
 		p.log = zap.NewNop()
 	}
@@ -117,12 +118,7 @@ func New(opts Options) (*Proxy, error) {
 		}
 		p.transport = tr
 	}
-	src := opts.TransactionSrc
-	if src == "" {
-		src = "upsproxy"
-	}
-	p.transactionSrc = []string{src}
-	if err := p.Update(opts.Carriers, opts.Upstreams); err != nil {
+	if err := p.Update(opts.Config); err != nil {
 		return nil, err
 	}
 
@@ -153,10 +149,10 @@ func New(opts Options) (*Proxy, error) {
 	return p, nil
 }
 
-// Update replaces the carriers and upstreams atomically: requests already
-// in flight finish with the old ones. On error nothing changes.
-func (p *Proxy) Update(carriers []Carrier, upstreams map[ups.Environment]*url.URL) error {
-	rt, err := buildRouting(carriers, upstreams)
+// Update replaces the reloadable configuration atomically: requests
+// already in flight finish with the old one. On error nothing changes.
+func (p *Proxy) Update(cfg Config) error {
+	rt, err := buildRouting(cfg)
 	if err != nil {
 		return fmt.Errorf("proxy: %w", err)
 	}
@@ -167,6 +163,10 @@ func (p *Proxy) Update(carriers []Carrier, upstreams map[ups.Environment]*url.UR
 // ServeHTTP handles one request of the proxy listener, in any of the three
 // modes.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if rt := p.routing.Load(); len(rt.allow) > 0 && !rt.allowed(r.RemoteAddr) {
+		p.refuseClient(w, r)
+		return
+	}
 	if r.Method != http.MethodConnect && !r.URL.IsAbs() {
 		// Origin-form: mark it here rather than let goproxy route it to
 		// NonproxyHandler first, which would cost a second pass through
@@ -174,6 +174,22 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		markBaseURL(r)
 	}
 	p.gp.ServeHTTP(w, r)
+}
+
+// refuseClient answers a client whose address is not allowed, before
+// anything of its request is looked at, and closes the connection.
+func (p *Proxy) refuseClient(w http.ResponseWriter, r *http.Request) {
+	x := p.newExchange(r)
+	x.authority = r.RemoteAddr
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	resp := x.fail(r, clientNotAllowedError(host))
+	h := w.Header()
+	for k, v := range resp.Header {
+		h[k] = v
+	}
+	h.Set("Connection", "close")
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(w, resp.Body)
 }
 
 // serveOriginForm is goproxy's NonproxyHandler, for origin-form requests
@@ -192,8 +208,19 @@ func markBaseURL(r *http.Request) {
 	r.URL.Host = baseURLHost
 }
 
+// tunnel is what requests decrypted from a CONNECT tunnel inherit from it
+// (goproxy copies ctx.UserData into each of their contexts): the host the
+// client addressed and, when proxy auth is on, the credentials it
+// authenticated the CONNECT with. Each request in the tunnel is checked
+// against the configuration current when it arrives.
+type tunnel struct {
+	target *target
+	auth   string
+}
+
 // handleConnect decides a CONNECT: MITM for a UPS host on port 443 when a
-// CA is configured, refusal (with nothing dialled) otherwise.
+// CA is configured and the client authenticated (when required), refusal
+// (with nothing dialled) otherwise.
 func (p *Proxy) handleConnect(authority string, pctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
 	t := connectTarget(authority)
 	var err error
@@ -203,10 +230,17 @@ func (p *Proxy) handleConnect(authority string, pctx *goproxy.ProxyCtx) (*goprox
 	case p.ca == nil:
 		err = errMITMNotConfigured
 	default:
-		// goproxy copies UserData into the context of every request read
-		// from the tunnel: that is how they learn which host was addressed.
-		pctx.UserData = t
-		return p.mitm, authority
+		rt := p.routing.Load()
+		if rt.clients == nil {
+			// A pointer to a fixed target: no allocation per tunnel.
+			pctx.UserData = t
+			return p.mitm, authority
+		}
+		auth := pctx.Req.Header.Get("Proxy-Authorization")
+		if _, err = rt.authenticate(pctx.Req.Context(), auth); err == nil {
+			pctx.UserData = &tunnel{target: t, auth: auth}
+			return p.mitm, authority
+		}
 	}
 	x := p.newExchange(pctx.Req)
 	x.authority = authority

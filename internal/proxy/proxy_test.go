@@ -170,7 +170,7 @@ func TestEveryProxyErrorIsAnsweredInUPSEnvelopeWithItsStatusAndErrorHeader(t *te
 			wantStatus: 400, wantCode: proxy.CodeNoCarrier, wantIn: `"nosuch"`},
 		{name: "no carrier header and no default carrier configured",
 			mod: func(_ *testing.T, o *proxy.Options) {
-				o.Carriers = []proxy.Carrier{{Name: "main", Environment: ups.Production}}
+				o.Config.Carriers = []proxy.Carrier{{Name: "main", Environment: ups.Production}}
 			},
 			send: post(""), wantStatus: 400, wantCode: proxy.CodeNoCarrier, wantIn: proxy.CarrierHeader},
 		{name: "carrier marked inactive", send: post("old"),
@@ -205,7 +205,7 @@ func TestEveryProxyErrorIsAnsweredInUPSEnvelopeWithItsStatusAndErrorHeader(t *te
 				}
 				addr := ln.Addr().String()
 				ln.Close()
-				o.Upstreams[ups.Production] = &url.URL{Scheme: "http", Host: addr}
+				o.Config.Upstreams[ups.Production] = &url.URL{Scheme: "http", Host: addr}
 			},
 			send: post("main"), wantStatus: 502, wantCode: proxy.CodeUpstreamUnavailable},
 		{name: "UPS too slow to send response headers",
@@ -216,7 +216,7 @@ func TestEveryProxyErrorIsAnsweredInUPSEnvelopeWithItsStatusAndErrorHeader(t *te
 					case <-time.After(5 * time.Second):
 					}
 				}))
-				o.Upstreams[ups.Production], _ = url.Parse(slow.URL)
+				o.Config.Upstreams[ups.Production], _ = url.Parse(slow.URL)
 				tr, err := proxy.NewTransport(proxy.TransportOptions{ResponseHeaderTimeout: 100 * time.Millisecond})
 				if err != nil {
 					t.Fatal(err)
@@ -284,7 +284,7 @@ func TestRefusedTargetsAreNeverDialled(t *testing.T) {
 	rt := &countingTransport{next: real}
 	e := newTestEnv(t, func(o *proxy.Options) {
 		o.Transport = rt
-		o.Upstreams[ups.Production] = targetURL
+		o.Config.Upstreams[ups.Production] = targetURL
 	})
 
 	cases := []struct {
@@ -364,7 +364,7 @@ func TestRefusedTargetsAreNeverDialled(t *testing.T) {
 }
 
 func TestTransactionHeadersAreAddedWhenMissingAndKeptWhenPresent(t *testing.T) {
-	e := newTestEnv(t, func(o *proxy.Options) { o.TransactionSrc = "erp-bridge" })
+	e := newTestEnv(t, func(o *proxy.Options) { o.Config.TransactionSrc = "erp-bridge" })
 	client, base := e.originClient(t)
 	send := func(h map[string]string) recorded {
 		t.Helper()
@@ -500,19 +500,24 @@ func TestRequestAndResponseBodiesAreStreamedNotBuffered(t *testing.T) {
 		}},
 	}
 	for _, m := range modes {
-		t.Run(m.name, func(t *testing.T) { testStreaming(t, m.client) })
+		t.Run(m.name+", Ship (never buffered)", func(t *testing.T) {
+			testStreaming(t, m.client, "/api/shipments/v2409/ship", nil)
+		})
+		t.Run(m.name+", Rate with a body over the scan limit (only the limit is buffered for a replay)", func(t *testing.T) {
+			testStreaming(t, m.client, "/api/rating/v2409/Rate", func(o *proxy.Options) { o.Config.BodyScanLimit = 4 })
+		})
 	}
 }
 
 // testStreaming: UPS sees the start of the request body while the client is
 // still sending it, and the client sees the start of the response while UPS
 // is still sending it. A buffering proxy fails here (bounded by timeouts).
-func testStreaming(t *testing.T, mkClient func(e *testEnv, t *testing.T) (*http.Client, string)) {
+func testStreaming(t *testing.T, mkClient func(e *testEnv, t *testing.T) (*http.Client, string), path string, mod func(*proxy.Options)) {
 	firstPart := make(chan string, 1)
 	release := make(chan struct{})
 	var releaseOnce sync.Once
 	releaseAll := func() { releaseOnce.Do(func() { close(release) }) }
-	e := newTestEnv(t, nil)
+	e := newTestEnv(t, mod)
 	e.prod.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		buf := make([]byte, 6)
 		if _, err := io.ReadFull(r.Body, buf); err != nil {
@@ -537,7 +542,7 @@ func testStreaming(t *testing.T, mkClient func(e *testEnv, t *testing.T) (*http.
 
 	done := make(chan *http.Response, 1)
 	go func() {
-		req, _ := http.NewRequest(http.MethodPost, base+"/api/rating/v2409/Rate", pr)
+		req, _ := http.NewRequest(http.MethodPost, base+path, pr)
 		resp, err := client.Do(req)
 		if err != nil {
 			t.Error(err)
@@ -655,7 +660,7 @@ func TestUpstreamOverVerifiedTLSWithExtraCAFile(t *testing.T) {
 			upURL, _ := url.Parse(up.URL)
 			e := newTestEnv(t, func(o *proxy.Options) {
 				o.Transport = tr
-				o.Upstreams[ups.Production] = upURL
+				o.Config.Upstreams[ups.Production] = upURL
 			})
 			client, base := e.originClient(t)
 			resp, err := client.Get(base + "/api/track/v1/details/1Z999")
@@ -740,24 +745,35 @@ func TestAccessLogHasOneLinePerRequestWithSpecFieldsAndNoSecrets(t *testing.T) {
 func TestNewRefusesInconsistentCarriers(t *testing.T) {
 	up := &url.URL{Scheme: "https", Host: ups.ProductionHost}
 	ups2 := map[ups.Environment]*url.URL{ups.Production: up, ups.Test: {Scheme: "https", Host: ups.TestHost}}
+	cfg := func(carriers ...proxy.Carrier) proxy.Config { return proxy.Config{Upstreams: ups2, Carriers: carriers} }
 	cases := []struct {
 		name string
 		opts proxy.Options
 		want string
 	}{
-		{"no token source", proxy.Options{Upstreams: ups2}, "Tokens"},
-		{"two default carriers", proxy.Options{Tokens: newFakeTokens(), Upstreams: ups2, Carriers: []proxy.Carrier{
-			{Name: "a", Environment: ups.Production, Default: true}, {Name: "b", Environment: ups.Test, Default: true}}}, "default"},
-		{"duplicate carrier name", proxy.Options{Tokens: newFakeTokens(), Upstreams: ups2, Carriers: []proxy.Carrier{
-			{Name: "a", Environment: ups.Production}, {Name: "a", Environment: ups.Test}}}, "twice"},
-		{"unknown environment", proxy.Options{Tokens: newFakeTokens(), Upstreams: ups2, Carriers: []proxy.Carrier{
-			{Name: "a", Environment: "staging"}}}, "staging"},
-		{"no upstream for the carrier's environment", proxy.Options{Tokens: newFakeTokens(),
+		{"no token source", proxy.Options{Config: proxy.Config{Upstreams: ups2}}, "Tokens"},
+		{"two default carriers", proxy.Options{Tokens: newFakeTokens(), Config: cfg(
+			proxy.Carrier{Name: "a", Environment: ups.Production, Default: true}, proxy.Carrier{Name: "b", Environment: ups.Test, Default: true})}, "default"},
+		{"duplicate carrier name", proxy.Options{Tokens: newFakeTokens(), Config: cfg(
+			proxy.Carrier{Name: "a", Environment: ups.Production}, proxy.Carrier{Name: "a", Environment: ups.Test})}, "twice"},
+		{"unknown environment", proxy.Options{Tokens: newFakeTokens(), Config: cfg(
+			proxy.Carrier{Name: "a", Environment: "staging"})}, "staging"},
+		{"no upstream for the carrier's environment", proxy.Options{Tokens: newFakeTokens(), Config: proxy.Config{
 			Upstreams: map[ups.Environment]*url.URL{ups.Production: up}, Carriers: []proxy.Carrier{
-				{Name: "a", Environment: ups.Test}}}, "no upstream"},
-		{"upstream URL that is not http(s)", proxy.Options{Tokens: newFakeTokens(),
+				{Name: "a", Environment: ups.Test}}}}, "no upstream"},
+		{"upstream URL that is not http(s)", proxy.Options{Tokens: newFakeTokens(), Config: proxy.Config{
 			Upstreams: map[ups.Environment]*url.URL{ups.Production: {Scheme: "ftp", Host: "x"}}, Carriers: []proxy.Carrier{
-				{Name: "a", Environment: ups.Production}}}, "http(s)"},
+				{Name: "a", Environment: ups.Production}}}}, "http(s)"},
+		{"one shipper number claimed by two carriers", proxy.Options{Tokens: newFakeTokens(), Config: cfg(
+			proxy.Carrier{Name: "a", Environment: ups.Production, ShipperNumbers: []string{"W599Y7"}},
+			proxy.Carrier{Name: "b", Environment: ups.Production, ShipperNumbers: []string{"w599y7"}})}, "W599Y7"},
+		{"fill_shipper_number without a default account", proxy.Options{Tokens: newFakeTokens(), Config: cfg(
+			proxy.Carrier{Name: "a", Environment: ups.Production, FillShipperNumber: true})}, "fill_shipper_number"},
+		{"client pinned to an unknown carrier", proxy.Options{Tokens: newFakeTokens(), Config: proxy.Config{Upstreams: ups2,
+			Carriers: []proxy.Carrier{{Name: "a", Environment: ups.Production}},
+			Clients:  []proxy.Client{{Name: "wh1", PasswordHash: "$2a$04$abcdefghijklmnopqrstuuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01", Carrier: "b"}}}}, "unknown carrier"},
+		{"rewrite leading outside /api/", proxy.Options{Tokens: newFakeTokens(), Config: proxy.Config{Upstreams: ups2,
+			Rewrites: []proxy.Rewrite{{Name: "evil", Match: regexp.MustCompile(`^/x$`), Replace: "/security/v1/oauth/token"}}}}, "/api/"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -784,7 +800,8 @@ func TestUpdateSwapsCarriersAndKeepsTheOldOnesOnError(t *testing.T) {
 	}
 	upstreams := map[ups.Environment]*url.URL{ups.Production: e.prod.hostURL(t), ups.Test: e.test.hostURL(t)}
 
-	err := e.proxy.Update([]proxy.Carrier{{Name: "a", Environment: ups.Production, Default: true}, {Name: "b", Environment: ups.Production, Default: true}}, upstreams)
+	err := e.proxy.Update(proxy.Config{Upstreams: upstreams, Carriers: []proxy.Carrier{
+		{Name: "a", Environment: ups.Production, Default: true}, {Name: "b", Environment: ups.Production, Default: true}}})
 	if err == nil {
 		t.Fatal("Update with two default carriers succeeded")
 	}
@@ -792,7 +809,7 @@ func TestUpdateSwapsCarriersAndKeepsTheOldOnesOnError(t *testing.T) {
 		t.Errorf("after a failed Update, carrier main answers %d, want the old configuration kept (201)", got)
 	}
 
-	if err := e.proxy.Update([]proxy.Carrier{{Name: "main", Environment: ups.Production, Inactive: true}}, upstreams); err != nil {
+	if err := e.proxy.Update(proxy.Config{Upstreams: upstreams, Carriers: []proxy.Carrier{{Name: "main", Environment: ups.Production, Inactive: true}}}); err != nil {
 		t.Fatal(err)
 	}
 	if got := status("main"); got != http.StatusForbidden {

@@ -122,6 +122,8 @@ type entry struct {
 	retrying atomic.Bool
 	// status for /status: last refresh result and error.
 	lastRefresh atomic.Pointer[refreshResult]
+	// refused is the access token UPS last answered 401 to.
+	refused atomic.Pointer[string]
 	// backoff after transient refresh failures (guarded by the flight).
 	failures  int
 	failUntil time.Time
@@ -268,12 +270,14 @@ func (b *Broker) Token(ctx context.Context, carrier string, env ups.Environment)
 }
 
 // Invalidate tells the broker UPS refused token (401): the next Token call
-// renews it, unless a newer token is already in use.
+// renews it through the lease, unless a newer token is already in use or
+// stored by another replica.
 func (b *Broker) Invalidate(carrier string, env ups.Environment, token string) {
 	e, ok := b.entryMap()[key{carrier, env}]
-	if !ok {
+	if !ok || token == "" {
 		return
 	}
+	e.refused.Store(&token)
 	s := e.cur.Load()
 	if s == nil || s.err != nil || s.rec.Token.AccessToken != token {
 		return
@@ -281,6 +285,28 @@ func (b *Broker) Invalidate(carrier string, env ups.Environment, token string) {
 	n := *s
 	n.refreshAt, n.proactiveAt = time.Time{}, time.Time{}
 	e.cur.CompareAndSwap(s, &n)
+}
+
+// ForceRefresh renews the carrier/environment's tokens now, with the same
+// coordination as the proxy (`upsproxy token refresh`).
+func (b *Broker) ForceRefresh(ctx context.Context, carrier string, env ups.Environment) (vaultstore.Record, error) {
+	e, ok := b.entryMap()[key{carrier, env}]
+	if !ok {
+		return vaultstore.Record{}, ErrNotLoggedIn
+	}
+	tok, err := b.Token(ctx, carrier, env)
+	if err != nil {
+		return vaultstore.Record{}, err
+	}
+	b.Invalidate(carrier, env, tok)
+	s, err := b.renew(ctx, e, b.needsRenewal)
+	if err != nil {
+		return vaultstore.Record{}, err
+	}
+	if s.rec.Token.AccessToken == tok {
+		return s.rec, fmt.Errorf("%w: UPS issued no new token", ErrRefreshFailed)
+	}
+	return s.rec, nil
 }
 
 // needsRenewal is the in-request test: no usable state, or near expiry.
@@ -359,6 +385,10 @@ func (b *Broker) storeCtx() (context.Context, context.CancelFunc) {
 // renewShared runs inside the single flight of an entry.
 func (b *Broker) renewShared(e *entry, due func(*state) bool) (*state, error) {
 	log := b.logger(e)
+	if bad := e.refused.Load(); bad != nil {
+		inner := due
+		due = func(s *state) bool { return inner(s) || s.rec.Token.AccessToken == *bad }
+	}
 	cur := e.cur.Load()
 	if cur != nil && cur.dirty {
 		// Memory holds a pair Vault has not accepted: it is the newest
@@ -548,6 +578,7 @@ func (b *Broker) refresh(e *entry, cur *state, v int, log *zap.Logger) (*state, 
 	// one, and memory must hold it whatever Vault does.
 	e.cur.Store(b.newState(rec, true, nil, cur.rec.Token.RefreshToken))
 	e.failures, e.failUntil, e.failErr = 0, time.Time{}, nil
+	e.refused.Store(nil)
 	b.recordResult(e, "ok", nil)
 	log.Info("access token refreshed",
 		zap.Time("access_token_expires_at", tok.ExpiresAt),

@@ -412,3 +412,32 @@ func TestBroker_RemindersWarnWithinTheWindowAndErrorOnceExpired(t *testing.T) {
 		t.Fatalf("want one ERROR once expired, got %v", logs.All())
 	}
 }
+
+func TestBroker_InvalidatedTokenIsRenewedOnceEvenThoughVaultStillHoldsIt(t *testing.T) {
+	r := newRig(t)
+	rec := r.login()
+	b := r.broker(nil, GrantAuthorizationCode)
+	tok, err := b.Token(context.Background(), "main", ups.Test)
+	if err != nil || tok != rec.Token.AccessToken {
+		t.Fatal(err)
+	}
+	// UPS answered 401 to it: the proxy invalidates, then asks again.
+	b.Invalidate("main", ups.Test, tok)
+	fresh, err := b.Token(context.Background(), "main", ups.Test)
+	if err != nil || fresh == tok {
+		t.Fatalf("invalidated token not renewed: %v", err)
+	}
+	// A second invalidation of the old token changes nothing.
+	b.Invalidate("main", ups.Test, tok)
+	again, err := b.Token(context.Background(), "main", ups.Test)
+	if err != nil || again != fresh {
+		t.Fatalf("stale invalidation renewed again: %v", err)
+	}
+	if n := r.sim.Stats().Refreshes; n != 1 {
+		t.Fatalf("%d refreshes, want 1", n)
+	}
+	forced, err := b.ForceRefresh(context.Background(), "main", ups.Test)
+	if err != nil || forced.Token.AccessToken == fresh || forced.Token.RefreshCount != 2 {
+		t.Fatalf("ForceRefresh: %v", err)
+	}
+}

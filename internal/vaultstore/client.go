@@ -1,7 +1,6 @@
 package vaultstore
 
 import (
-	"context"
 	"fmt"
 	"net/url"
 	"os"
@@ -15,21 +14,23 @@ import (
 // refresh hanging long after a Vault node died.
 const DefaultTimeout = 10 * time.Second
 
-// Environment variables NewClient falls back to, as the vault CLI does.
+// Environment variables NewClient and NewSession fall back to, as the vault
+// CLI does.
 const (
 	EnvAddress = "VAULT_ADDR"
 	EnvCACert  = "VAULT_CACERT"
 	EnvToken   = "VAULT_TOKEN"
 )
 
-// ClientOptions configure NewClient. Empty fields fall back to the
-// environment variables above.
+// ClientOptions configure NewClient and the client of NewSession. Empty
+// fields fall back to the environment variables above.
 type ClientOptions struct {
 	// Address is Vault's URL, e.g. https://vault.internal:8200.
 	Address string
 	// CACert is a PEM file of the CA that signed Vault's certificate.
 	CACert string
-	// Token is the Vault token (token auth).
+	// Token is the Vault token for token auth: NewClient's token, and
+	// NewSession's when SessionOptions.Auth is nil.
 	Token string
 	// Timeout bounds each request; default DefaultTimeout.
 	Timeout time.Duration
@@ -47,18 +48,38 @@ func (o ClientOptions) String() string {
 // GoString keeps %#v from printing the token too.
 func (o ClientOptions) GoString() string { return o.String() }
 
-// NewClient builds an authenticated Vault client. It does not contact Vault
-// (token auth needs no login); Store.Ping does.
+// NewClient builds a Vault client that uses the token of the options (or
+// VAULT_TOKEN) as it is. It does not contact Vault; Store.Ping does. It
+// neither renews the token nor logs in again: NewSession does, for every
+// auth method, and is what a long-running proxy wants.
 //
 // Other VAULT_* variables the Vault library reads itself (VAULT_SKIP_VERIFY,
 // VAULT_MAX_RETRIES, VAULT_NAMESPACE, ...) still apply, as vault users
 // expect; the address, CA and token are always set from the options or the
 // fallbacks above, so they are what this function says.
 func NewClient(opts ClientOptions) (*vaultapi.Client, error) {
-	getenv := opts.Getenv
-	if getenv == nil {
-		getenv = os.Getenv
+	client, err := newBaseClient(opts)
+	if err != nil {
+		return nil, err
 	}
+	token := firstSet(opts.Token, opts.getenv()(EnvToken))
+	if token == "" {
+		return nil, fmt.Errorf("vault client for %s: vault token auth: no token: set %s or the vault token option", client.Address(), EnvToken)
+	}
+	client.SetToken(token)
+	return client, nil
+}
+
+func (o ClientOptions) getenv() func(string) string {
+	if o.Getenv == nil {
+		return os.Getenv
+	}
+	return o.Getenv
+}
+
+// newBaseClient builds a Vault client without a token.
+func newBaseClient(opts ClientOptions) (*vaultapi.Client, error) {
+	getenv := opts.getenv()
 	addr := firstSet(opts.Address, getenv(EnvAddress))
 	if addr == "" {
 		return nil, fmt.Errorf("vault client: no address: set the vault address option or %s", EnvAddress)
@@ -87,16 +108,8 @@ func NewClient(opts ClientOptions) (*vaultapi.Client, error) {
 		return nil, fmt.Errorf("vault client for %s: %w", addr, err)
 	}
 	// vaultapi.NewClient picks up VAULT_TOKEN from the process environment
-	// on its own; clear it so only the chosen authenticator decides.
+	// on its own; clear it so only the chosen auth method decides.
 	client.ClearToken()
-
-	auth := TokenAuth{Token: firstSet(opts.Token, getenv(EnvToken))}
-	// Token auth makes no request; the bound is there for methods that will.
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout)
-	defer cancel()
-	if err := auth.Authenticate(ctx, client); err != nil {
-		return nil, fmt.Errorf("vault client for %s: %w", addr, err)
-	}
 	return client, nil
 }
 

@@ -1,0 +1,141 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"slices"
+	"sync/atomic"
+)
+
+// Request bodies stream from the client to UPS. The proxy reads a bounded
+// prefix first only when a feature needs it (carrier by shipper number,
+// filling a shipper number, cutting out UPSSecurity, keeping a copy for a
+// replay); the prefix is then sent first and the rest of the client's body
+// follows it unread, so UPS gets the same bytes (or the edited prefix and
+// the same rest).
+
+// errBodyTooLarge ends a request body that grows past MaxRequestBody.
+var errBodyTooLarge = errors.New("request body over the configured limit")
+
+// limitedBody cuts off a body of unknown length (chunked) past the limit.
+// A known Content-Length is checked before anything is read.
+type limitedBody struct {
+	rc       io.ReadCloser
+	left     int64
+	exceeded *atomic.Bool
+}
+
+func (l *limitedBody) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		// Exactly at the limit: only a further byte makes it too large.
+		var one [1]byte
+		n, err := l.rc.Read(one[:])
+		if n > 0 {
+			l.exceeded.Store(true)
+			return 0, errBodyTooLarge
+		}
+		return 0, err
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.rc.Read(p)
+	l.left -= int64(n)
+	return n, err
+}
+
+func (l *limitedBody) Close() error { return l.rc.Close() }
+
+// smallBody is the size of the buffer inside each prefixBody: typical
+// Rate, Track and Address Validation bodies fit it, so reading one costs a
+// single allocation.
+const smallBody = 2 << 10
+
+// readPrefix reads up to limit bytes of body into b. whole reports that
+// the body ended within them.
+func (b *prefixBody) readPrefix(body io.Reader, contentLength, limit int64) (prefix []byte, whole bool, err error) {
+	if contentLength >= 0 {
+		n := min(contentLength, limit)
+		if n <= smallBody {
+			prefix = b.small[:n]
+		} else {
+			prefix = make([]byte, n)
+		}
+		if _, err := io.ReadFull(body, prefix); err != nil {
+			return nil, false, err
+		}
+		return prefix, contentLength <= limit, nil
+	}
+	prefix = b.small[:0]
+	for int64(len(prefix)) <= limit {
+		if len(prefix) == cap(prefix) {
+			prefix = slices.Grow(prefix, int(min(int64(cap(prefix)), limit+1-int64(len(prefix)))))
+		}
+		m := min(int64(cap(prefix)), limit+1)
+		n, err := body.Read(prefix[len(prefix):m])
+		prefix = prefix[:len(prefix)+n]
+		if err == io.EOF {
+			return prefix, true, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+	}
+	return prefix, false, nil
+}
+
+// edit replaces prefix[start:end] with text.
+type edit struct {
+	start, end int
+	text       string
+}
+
+// applyEdits returns prefix with edits applied; edits do not overlap.
+func applyEdits(prefix []byte, edits []edit) []byte {
+	slices.SortFunc(edits, func(a, b edit) int { return a.start - b.start })
+	n := len(prefix)
+	for _, e := range edits {
+		n += len(e.text) - (e.end - e.start)
+	}
+	out := make([]byte, 0, n)
+	at := 0
+	for _, e := range edits {
+		out = append(out, prefix[at:e.start]...)
+		out = append(out, e.text...)
+		at = e.end
+	}
+	return append(out, prefix[at:]...)
+}
+
+// prefixBody is the body sent upstream after a prefix was read: the prefix
+// (possibly edited), then what is left of the client's body.
+type prefixBody struct {
+	r     bytes.Reader
+	rest  io.ReadCloser // nil when the prefix is the whole body
+	small [smallBody]byte
+}
+
+// send makes b send prefix, then rest (nil: nothing more).
+func (b *prefixBody) send(prefix []byte, rest io.ReadCloser) {
+	b.r.Reset(prefix)
+	b.rest = rest
+}
+
+func (b *prefixBody) Read(p []byte) (int, error) {
+	if b.r.Len() > 0 {
+		return b.r.Read(p)
+	}
+	if b.rest == nil {
+		return 0, io.EOF
+	}
+	return b.rest.Read(p)
+}
+
+// Close closes the client's body; the transport calls it when done.
+func (b *prefixBody) Close() error {
+	if b.rest != nil {
+		return b.rest.Close()
+	}
+	return nil
+}
