@@ -137,7 +137,7 @@ step "Token information (no token values are ever printed)"
 "$BIN" token info --carrier demo
 
 step "Proxy access log"
-grep '"access"' "$work/proxy.log" | tail -n 1 || true
+grep '"msg":"request"' "$work/proxy.log" | tail -n 1 || true
 
 echo
 echo "Demo finished: a rated shipment came back through upsproxy. Stopping everything."

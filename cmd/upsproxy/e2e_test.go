@@ -325,3 +325,51 @@ func TestEndToEnd_NonUPSHostsAreRefusedAndNothingIsDialled(t *testing.T) {
 		t.Fatal("a refused request reached UPS")
 	}
 }
+
+func TestEndToEnd_ClientCredentialsCarrierNeedsNoLoginAndSendsTheMerchantID(t *testing.T) {
+	e := newEnv(t, envOptions{carriers: `
+carrier "cc" {
+  environment   = "test"
+  default       = true
+  grant         = "client_credentials"
+  client_id     = "test-client-id"
+  client_secret = file("ups-secret")
+  merchant_id   = "W599Y7"
+}
+`})
+	s := e.serve()
+	for i := 0; i < 3; i++ {
+		req := legacyRequest(t, http.MethodPost, "https://wwwcie.ups.com/api/rating/v2409/Rate", rateBody(t))
+		req.Header.Del("X-Upsproxy-Carrier") // the default carrier
+		resp, err := e.proxyClient(s).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	if n := e.sim.Stats().ClientCredentialsGrants; n != 1 {
+		t.Fatalf("%d client-credentials grants for 3 requests, want 1", n)
+	}
+	var merchant string
+	for _, r := range e.sim.OAuthRequests() {
+		if v := r.Header.Get("x-merchant-id"); v != "" {
+			merchant = v
+		}
+	}
+	if merchant != "W599Y7" {
+		t.Fatalf("x-merchant-id %q, want the carrier's merchant_id", merchant)
+	}
+	rec, err := e.store.Get(context.Background(), "cc", ups.Test)
+	if err != nil || rec.Grant != "client_credentials" || rec.Token.RefreshToken != "" {
+		t.Fatalf("stored %v %v", rec, err)
+	}
+	e.rememberStoredTokens("cc", ups.Test)
+	r := e.run("", "token", "check")
+	if r.code != 0 {
+		t.Fatalf("token check on a client-credentials carrier: exit %d %s", r.code, r.stdout)
+	}
+}

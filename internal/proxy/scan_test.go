@@ -118,7 +118,7 @@ func TestEditBodyCutsOutUPSSecurityWhereverItIsAndKeepsEverythingElseByteForByte
 
 func TestScanBodyReportsAUPSSecurityItCannotCutOut(t *testing.T) {
 	for name, body := range map[string]string{
-		"the member does not end within the prefix":                 `{"UPSSecurity":{"UsernameToken":{"Username":"u","Pass`,
+		"the member does not end within the prefix":                `{"UPSSecurity":{"UsernameToken":{"Username":"u","Pass`,
 		"a first member whose trailing comma is beyond the prefix": `{"UPSSecurity":{"a":"b"}  `,
 	} {
 		t.Run(name, func(t *testing.T) {
