@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -115,11 +114,7 @@ func (c *cli) login(ctx context.Context, f loginFlags) error {
 	if err != nil {
 		return err
 	}
-	tr, err := upstreamTransport(cfg)
-	if err != nil {
-		return err
-	}
-	oc, err := oauthClient(cfg, car, env, &http.Client{Transport: tr, Timeout: 60 * time.Second})
+	oc, err := standaloneOAuth(cfg, car, env)
 	if err != nil {
 		return err
 	}

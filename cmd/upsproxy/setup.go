@@ -112,6 +112,15 @@ func oauthClient(cfg *config.Config, car *config.Carrier, env ups.Environment, h
 	})
 }
 
+// standaloneOAuth builds the UPS OAuth client of a one-shot command.
+func standaloneOAuth(cfg *config.Config, car *config.Carrier, env ups.Environment) (*ups.Client, error) {
+	tr, err := upstreamTransport(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return oauthClient(cfg, car, env, &http.Client{Transport: tr, Timeout: time.Minute})
+}
+
 // carrierEnv resolves --carrier and --env against the config.
 func carrierEnv(cfg *config.Config, name, env string) (*config.Carrier, ups.Environment, error) {
 	if name == "" {

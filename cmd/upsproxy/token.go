@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/signal"
 	"sort"
@@ -527,11 +526,7 @@ func (c *cli) tokenRefresh(ctx context.Context, carrierName, envName string) err
 			return fmt.Errorf("no tokens stored for carrier %q (%s): run %s", car.Name, env, tokens.LoginCommand(car.Name, env))
 		}
 	}
-	tr, err := upstreamTransport(cfg)
-	if err != nil {
-		return err
-	}
-	oc, err := oauthClient(cfg, car, env, &http.Client{Transport: tr, Timeout: 30 * time.Second})
+	oc, err := standaloneOAuth(cfg, car, env)
 	if err != nil {
 		return err
 	}

@@ -51,7 +51,12 @@ func (b *Broker) RunRefresher(ctx context.Context, tick time.Duration) {
 	if tick <= 0 {
 		tick = time.Second
 	}
-	t := time.NewTicker(tick)
+	b.every(ctx, tick, func() { b.RefreshDue(ctx) })
+}
+
+// every runs f every interval until ctx ends or the broker closes.
+func (b *Broker) every(ctx context.Context, interval time.Duration, f func()) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
@@ -60,7 +65,7 @@ func (b *Broker) RunRefresher(ctx context.Context, tick time.Duration) {
 		case <-b.done:
 			return
 		case <-t.C:
-			b.RefreshDue(ctx)
+			f()
 		}
 	}
 }
@@ -190,19 +195,7 @@ func DaysLeft(t, now time.Time) int {
 // RunReminders logs reminders now and then every interval until ctx ends.
 func (b *Broker) RunReminders(ctx context.Context, warnBefore, interval time.Duration) {
 	b.RemindOnce(warnBefore)
-	if interval <= 0 {
-		return
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-b.done:
-			return
-		case <-t.C:
-			b.RemindOnce(warnBefore)
-		}
+	if interval > 0 {
+		b.every(ctx, interval, func() { b.RemindOnce(warnBefore) })
 	}
 }
