@@ -161,3 +161,54 @@ func TestVersion_PrintsVersionCommitAndGo(t *testing.T) {
 		t.Fatalf("version output %q", out.String())
 	}
 }
+
+func TestSandbox_RejectsBadFlagsWithOneLine(t *testing.T) {
+	for _, args := range [][]string{
+		{"sandbox", "--client", "nocolon"},
+		{"sandbox", "--client", "a:b", "--fault", "ship:503"},
+		{"sandbox", "--client", "a:b", "--access-ttl", "0s"},
+		{"sandbox"},
+	} {
+		errb := newBuf()
+		if code := run(context.Background(), args, strings.NewReader(""), newBuf(), errb); code != 1 {
+			t.Fatalf("%v: exit %d", args, code)
+		}
+		if n := strings.Count(strings.TrimSpace(errb.String()), "\n"); n != 0 || !strings.HasPrefix(errb.String(), "upsproxy: ") {
+			t.Fatalf("%v: stderr %q", args, errb.String())
+		}
+	}
+}
+
+func TestSandbox_ServesUPSAndInjectsTheFaultsItWasGiven(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	out, errb := newBuf(), newBuf()
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"sandbox", "--listen", "127.0.0.1:0", "--client", "id:sec ret", "--fault", "refresh:html"}, strings.NewReader(""), out, errb)
+	}()
+	var base string
+	waitFor(t, func() bool {
+		_, base, _ = strings.Cut(strings.TrimSpace(out.String()), "listening on ")
+		return base != ""
+	}, "the simulator to listen")
+	resp, err := directClient().PostForm(base+"/security/v1/oauth/refresh", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("refresh answered %d %s, want the injected HTML 503", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	resp, err = directClient().Post(base+"/api/rating/v2409/Rate", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Fatalf("API without a token answered %d, want 401", resp.StatusCode)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("sandbox exit %d: %s", code, errb.String())
+	}
+}

@@ -24,11 +24,19 @@ func (c *cli) sandboxCmd() *cobra.Command {
 		clients    []string
 		accessTTL  time.Duration
 		refreshTTL time.Duration
+		faults     []string
 	)
 	cmd := &cobra.Command{
 		Use:   "sandbox --listen ADDR --client ID:SECRET",
 		Short: "Run the UPS simulator (OAuth and common APIs) for tests and demos",
-		Args:  cobra.NoArgs,
+		Long: `Runs a stand-in for both UPS hosts: OAuth authorize (approves at once),
+token, refresh (single-use refresh tokens), Rate/Shop, Ship, Void, Track and
+Address Validation, answering in UPS's shapes and error envelope.
+
+Faults (--fault ENDPOINT:OPTIONS, repeatable) make an endpoint misbehave:
+ENDPOINT is token, refresh, api or authorize; OPTIONS a status (503), html
+(an HTML error page), delay=DURATION and times=N.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			reg := make(map[string]string, len(clients))
 			for _, s := range clients {
@@ -45,7 +53,21 @@ func (c *cli) sandboxCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			parsed := make([]upssim.Fault, 0, len(faults))
+			for _, spec := range faults {
+				f, err := upssim.ParseFault(spec)
+				if err != nil {
+					return err
+				}
+				parsed = append(parsed, f)
+			}
+			if accessTTL <= 0 || refreshTTL <= 0 {
+				return fmt.Errorf("--access-ttl and --refresh-ttl must be positive")
+			}
 			sim := upssim.New(upssim.Options{Clients: reg, AccessTTL: accessTTL, RefreshTTL: refreshTTL, Logger: log})
+			for _, f := range parsed {
+				sim.SetFault(f)
+			}
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
 				return fmt.Errorf("sandbox listener: %w", err)
@@ -72,5 +94,6 @@ func (c *cli) sandboxCmd() *cobra.Command {
 	fl.StringArrayVar(&clients, "client", nil, "registered client ID:SECRET (repeatable)")
 	fl.DurationVar(&accessTTL, "access-ttl", 4*time.Hour, "access-token lifetime")
 	fl.DurationVar(&refreshTTL, "refresh-ttl", 60*24*time.Hour, "refresh-token lifetime")
+	fl.StringArrayVar(&faults, "fault", nil, "inject a fault, ENDPOINT:OPTIONS (repeatable): e.g. refresh:503, token:429,times=2, api:delay=3s, refresh:html")
 	return cmd
 }
