@@ -62,7 +62,17 @@ func status(upsStatus string, exp, now time.Time) string {
 	if !now.Before(exp) {
 		return "expired"
 	}
-	return fmt.Sprintf("%s (valid for %s)", upsStatus, exp.Sub(now).Truncate(time.Second))
+	return fmt.Sprintf("%s (valid for %s)", upsStatus, Humanize(exp.Sub(now)))
+}
+
+// Humanize shows a remaining lifetime the way a person reads it: days and
+// hours beyond two days, otherwise hours, minutes and seconds.
+func Humanize(d time.Duration) string {
+	if d >= 48*time.Hour {
+		days := d / (24 * time.Hour)
+		return fmt.Sprintf("%dd%dh", days, (d-days*24*time.Hour)/time.Hour)
+	}
+	return d.Truncate(time.Second).String()
 }
 
 // Status is what /status shows of one carrier/environment: the token
