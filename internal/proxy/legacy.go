@@ -49,9 +49,10 @@ const (
 var legacyRoutes = []legacyRoute{
 	{
 		// Legacy: POST https://onlinetools.ups.com/ship/v1/rating/Rate with
-		// AccessLicenseNumber/Username/Password headers (e.g. the C# sample
-		// posting to wwwcie.ups.com/ship/v1/rating/Ratetimeintransit, and
-		// freightcom's UPSEndpoints RATE "/ship/v1/rating/Shop?additionalinfo=
+		// AccessLicenseNumber/Username/Password headers (e.g. a C# RestSharp
+		// sample posting to wwwcie.ups.com/ship/v1/rating/Ratetimeintransit
+		// with those three headers; Java com.freightcom.clickship...ups.
+		// UPSEndpoints RATE "/ship/v1/rating/Shop?additionalinfo=
 		// timeintransit"). Today: Rating.yaml "/rating/{deprecatedVersion}/
 		// {requestoption}", deprecatedVersion v1, v1601, v1607, 1701, 1707,
 		// requestoption Rate | Shop | Ratetimeintransit | Shoptimeintransit,
@@ -63,9 +64,10 @@ var legacyRoutes = []legacyRoute{
 	{
 		// Legacy: POST /ship/v1801/shipments with a ShipmentRequest body and
 		// access-key headers (e.g. ripe-tech/ups-api-js js/shipment.js
-		// createShipment, vendidero's Germanized UPS Api.php on
-		// onlinetools.ups.com/ship/v1/, Java clients of wwwcie.ups.com/ship/
-		// v1801/shipments). Today: Shipping.yaml "/shipments/
+		// createShipment; Vendidero\Germanized\UPS\Api\Api (WooCommerce
+		// Germanized UPS) posting "shipments" under onlinetools.ups.com/ship/
+		// v1/; Spring clients of wwwcie.ups.com/ship/v1801/shipments with
+		// AccessLicenseNumber headers). Today: Shipping.yaml "/shipments/
 		// {deprecatedVersion}/ship", v1 ... v1801, v1807, the same
 		// ShipmentRequest body and additionaladdressvalidation query.
 		name:    "ship-shipments",
@@ -74,8 +76,8 @@ var legacyRoutes = []legacyRoute{
 	},
 	{
 		// Legacy: DELETE /ship/v1/shipments/cancel/{id} answered with a
-		// VoidShipmentResponse (ripe-tech/ups-api-js cancelShipment,
-		// Germanized UPS Api.php cancel_label). Today: Shipping.yaml
+		// VoidShipmentResponse (ripe-tech/ups-api-js cancelShipment;
+		// Germanized's Api::cancel_label). Today: Shipping.yaml
 		// "/shipments/{deprecatedVersion}/void/cancel/
 		// {shipmentidentificationnumber}", deprecatedVersion v1.
 		name:    "ship-cancel",
@@ -95,7 +97,9 @@ var legacyRoutes = []legacyRoute{
 	{
 		// Legacy: GET /track/v1/details/{inquiryNumber} with access-key
 		// headers (ripe-tech/ups-api-js js/tracking.js; freightcom's
-		// UPSEndpoints TRACKING "/track/v1/details/"). Today: Tracking.yaml
+		// UPSEndpoints TRACKING "/track/v1/details/"; a Node client config
+		// with AccessLicenseNumber and tracking url "/track/v1/details/0").
+		// Today: Tracking.yaml
 		// "/track/v1/details/{inquiryNumber}", same query parameters.
 		name:    "track-details",
 		match:   regexp.MustCompile(`^/track/v1/details/` + idSeg + `$`),
@@ -103,8 +107,9 @@ var legacyRoutes = []legacyRoute{
 	},
 	{
 		// Legacy: POST /rest/Ship with {"UPSSecurity":{...},
-		// "ShipmentRequest":{...}} (e.g. the CUPSHandler of an Italian shop
-		// on onlinetools.ups.com/rest/Ship, answered with ShipmentResponse).
+		// "ShipmentRequest":{...}} (e.g. bamboo\business\carrier\CUPSHandler,
+		// an Italian shop's PHP, on onlinetools.ups.com/rest/Ship, reading a
+		// ShipmentResponse).
 		// Once UPSSecurity is stripped the body is today's ShipmentRequest:
 		// Shipping.yaml "/shipments/{deprecatedVersion}/ship", v1.
 		name:    "rest-ship",
@@ -115,8 +120,9 @@ var legacyRoutes = []legacyRoute{
 		// Legacy: POST /rest/Rate with {"UPSSecurity":{...},
 		// "RateRequest":{"Request":{"RequestOption":"Shop",...},...}} (e.g.
 		// PHP clients setting $json->UPSSecurity before posting to
-		// wwwcie.ups.com/rest/Rate; UPS's "Rating Package RESTful Developer
-		// Guide"). The operation is the body's RequestOption; Rating.yaml
+		// wwwcie.ups.com/rest/Rate; the RateRequest of UPS's "Rating Package
+		// RESTful Developer Guide" (July 2020) quoted in vallka/django-presta
+		// mysite/urls-rate.py). The operation is the body's RequestOption; Rating.yaml
 		// "/rating/{deprecatedVersion}/{requestoption}" says Rate is the
 		// default when none is given.
 		name:         "rest-rate",

@@ -1,12 +1,22 @@
 // Package proxy is upsproxy's request path: a goproxy-based HTTP proxy that
 // accepts UPS API calls in three modes (HTTPS forward proxy with MITM, HTTP
-// forward proxy, and base-URL mode), checks that they address UPS, resolves
-// the carrier, strips what must not reach UPS, attaches the carrier's bearer
-// token and streams the request to UPS and the response back.
+// forward proxy, and base-URL mode), checks the client (allow_cidrs, proxy
+// auth) and that the call addresses UPS, translates legacy URL shapes,
+// resolves the carrier, strips what must not reach UPS (legacy credentials
+// in headers or a UPSSecurity body element), attaches the carrier's bearer
+// token and streams the request to UPS and the response back, replaying
+// idempotent calls once when UPS refuses a token.
 //
-// Every refusal is answered in UPS's own error envelope with an
-// X-Upsproxy-Error header (see the Code* constants), and every request gets
-// exactly one access log line.
+// The steps are in one place, Proxy.handle (chain.go). Every refusal is
+// answered in UPS's own error envelope with an X-Upsproxy-Error header by
+// one mapper (errors.go, the Code* constants), and every request gets
+// exactly one access log line and one Observer call.
+//
+// Request bodies stream; a bounded prefix (Config.BodyScanLimit) is read
+// first only when a feature needs it: a shipper number could pick or
+// contradict the carrier, the carrier fills missing shipper numbers, the
+// path is a pre-2019 /rest/ call (UPSSecurity), or the operation is
+// replayable. See CONFIG.md for the behaviour as ops see it.
 package proxy
 
 import (
