@@ -441,3 +441,29 @@ func TestBroker_InvalidatedTokenIsRenewedOnceEvenThoughVaultStillHoldsIt(t *test
 		t.Fatalf("ForceRefresh: %v", err)
 	}
 }
+
+func TestBroker_SlowTokenEndpointTimesOutAsRefreshFailedNotExpired(t *testing.T) {
+	r := newRig(t)
+	rec := r.login()
+	b, err := New(Options{
+		Store:    r.store,
+		Carriers: []Carrier{{Name: "main", Environment: ups.Test, Grant: GrantAuthorizationCode, OAuth: r.oauth}},
+		Clock:    r.clock.Now, Holder: "test", OAuthTimeout: 300 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	r.sim.SetFault(upssim.Fault{Endpoint: "refresh", Delay: 5 * time.Second})
+	r.clock.Set(rec.Token.ExpiresAt.Add(time.Second))
+	start := time.Now()
+	if _, err := b.Token(context.Background(), "main", ups.Test); !errors.Is(err, ErrRefreshFailed) {
+		t.Fatalf("got %v, want ErrRefreshFailed", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("a hanging token endpoint held the request %s", took)
+	}
+	if stored, _ := r.store.Get(context.Background(), "main", ups.Test); stored.Rejected || stored.LeaseHolder != "" {
+		t.Fatalf("after a timeout: rejected=%v lease=%q, want neither", stored.Rejected, stored.LeaseHolder)
+	}
+}
