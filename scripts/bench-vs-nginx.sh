@@ -1,17 +1,47 @@
 #!/usr/bin/env bash
 # Side-by-side throughput of the request path: nginx injecting a static
-# Authorization header vs upsproxy (base-URL mode, token from memory), both
-# in front of the same static "UPS" (nginx answering a canned Rate response;
-# its /security/ OAuth paths go to the simulator so `login` works).
+# Authorization header vs upsproxy (token from memory), both in front of the
+# same static "UPS" (nginx answering a canned Rate response; its /security/
+# OAuth paths go to the simulator so `login` works).
+#
+# Targets (all loopback, small JSON POST Rate):
+#   upstream        the static "UPS" alone: the ceiling
+#   nginx           nginx injecting a static header (no access log)
+#   goproxy-bare    a 20-line goproxy program setting Authorization, built
+#                   at run time with the repo's go.mod (skipped without go)
+#   upsproxy-warn   base-URL mode (origin form), log level warn: no access log
+#   upsproxy-info   base-URL mode, log level info (the production default: one
+#                   JSON access line per request, stderr to a file)
+#   upsproxy-abs    HTTP forward-proxy mode (absolute form, addressing
+#                   wwwcie.ups.com), log level warn
+# With BASELINE_BIN set, the same three upsproxy targets also run with that
+# binary (base-warn, base-info, base-abs): an A/B in one run.
+#
+# Besides req/s and latency, each line shows the CPU the server processes
+# spent per request (utime+stime from /proc): much less sensitive to other
+# load on the machine than req/s; and their read and write syscalls per
+# request (syscr+syscw from /proc; a proxy needs at least 4: read the
+# request, write it upstream, read the answer, write it back; not shown for
+# nginx, whose recv/send /proc does not count). For a proxy that is the
+# proxy alone; the nginx line counts the workers serving both the injector
+# and the static upstream, so nginx's own share is its figure minus
+# upstream's.
+#
+# Knobs: DURATION (10s), CONNS (64), THREADS (2), ROUNDS (1: with more, the
+# targets run round-robin ROUNDS times and the summary shows medians),
+# TARGETS (space-separated subset, in the order to run), BIN, BASELINE_BIN,
+# VAULTDEV.
 # Needs: wrk, nginx (apt-get install wrk nginx-light), make build vaultdev.
 # Everything listens on 127.0.0.1 and is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-./bin/upsproxy}
+BASELINE_BIN=${BASELINE_BIN:-}
 VAULTDEV=${VAULTDEV:-./bin/vaultdev}
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
+ROUNDS=${ROUNDS:-1}
 work=$(mktemp -d "${TMPDIR:-/tmp}/upsproxy-bench.XXXXXX")
 pids=()
 cleanup() {
@@ -20,8 +50,10 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 wait_for() { for ((i = 0; i < 300; i++)); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "timeout: $2 in $1" >&2; return 1; }
 freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+listening() { ss -ltnpH 2>/dev/null | awk -v p="pid=$1," '$0 ~ p {print $4}'; }
 
 "$VAULTDEV" >"$work/vault.out" 2>"$work/vault.log" & pids+=($!)
 wait_for "$work/vault.out" '^VAULT_TOKEN='
@@ -61,14 +93,17 @@ http {
   }
 }
 NGX
-nginx -c "$work/nginx/nginx.conf" -g 'daemon off;' & pids+=($!)
+nginx -c "$work/nginx/nginx.conf" -g 'daemon off;' & ngxpid=$!; pids+=($ngxpid)
 sleep 0.5
 
-cat >"$work/upsproxy.hcl" <<HCL
+# upsproxy config for a log level; the tokens are shared through Vault, as
+# replicas share them.
+proxy_config() {
+  cat <<HCL
 listen       = "127.0.0.1:0"
 admin_listen = "127.0.0.1:0"
 log {
-  level = "warn"
+  level = "$1"
 }
 vault {
   address = "$VAULT_ADDR"
@@ -86,40 +121,196 @@ carrier "bench" {
   redirect_uri  = "https://127.0.0.1/upscallback"
 }
 HCL
-export UPSPROXY_CONFIG="$work/upsproxy.hcl"
+}
+proxy_config warn >"$work/login.hcl"
 redirect=$(curl -sS -o /dev/null -w '%{redirect_url}' "http://$SIM/security/v1/oauth/authorize?client_id=bench&redirect_uri=https%3A%2F%2F127.0.0.1%2Fupscallback&response_type=code")
-"$BIN" login --carrier bench --url "$redirect" >/dev/null
-# warn level hides the listening line: ask the kernel instead.
-"$BIN" serve 2>"$work/proxy.log" & ppid=$!; pids+=($ppid)
-for ((i = 0; i < 100; i++)); do
-  PROXY=$(ss -ltnpH 2>/dev/null | awk -v p="pid=$ppid," '$0 ~ p {print $4}' | head -n1)
-  [ -n "$PROXY" ] && break; sleep 0.1
-done
-ADMIN=$(ss -ltnpH | awk -v p="pid=$ppid," '$0 ~ p {print $4}' | sed -n 2p)
-# The admin port is the one answering /healthz.
-for a in $(ss -ltnpH | awk -v p="pid=$ppid," '$0 ~ p {print $4}'); do
-  if curl -sf "http://$a/healthz" >/dev/null 2>&1; then ADMIN=$a; else PROXY=$a; fi
-done
-curl -sf -X POST "http://$PROXY/api/rating/v2409/Rate" -d '{}' >/dev/null
+UPSPROXY_CONFIG="$work/login.hcl" "$BIN" login --carrier bench --url "$redirect" >/dev/null
 
-body=$(mktemp); echo '{"RateRequest":{}}' >"$body"
+# start_proxy NAME BINARY LEVEL: runs `serve`, sets ADDR[NAME], PID[NAME]
+# and ADMIN[NAME]. stderr is appended to NAME.log (O_APPEND, so run() can
+# truncate it between runs; the access log is what a production log
+# collector would read).
+declare -A ADDR PID ADMIN
+start_proxy() {
+  local name=$1 bin=$2 level=$3 a ppid
+  proxy_config "$level" >"$work/$name.hcl"
+  UPSPROXY_CONFIG="$work/$name.hcl" "$bin" serve 2>>"$work/$name.log" & ppid=$!; pids+=($ppid)
+  PID[$name]=$ppid
+  for ((i = 0; i < 100; i++)); do
+    [ "$(listening "$ppid" | wc -l)" -ge 2 ] && break; sleep 0.1
+  done
+  # The admin listener is the one answering /healthz.
+  for a in $(listening "$ppid"); do
+    if curl -sf "http://$a/healthz" >/dev/null 2>&1; then ADMIN[$name]=$a; else ADDR[$name]=$a; fi
+  done
+  [ -n "${ADDR[$name]:-}" ] || { echo "$name: proxy did not start:" >&2; tail -n 20 "$work/$name.log" >&2; exit 1; }
+  curl -sf -X POST "http://${ADDR[$name]}/api/rating/v2409/Rate" -d '{}' >/dev/null
+}
+start_proxy warn "$BIN" warn
+start_proxy info "$BIN" info
+if [ -n "$BASELINE_BIN" ]; then
+  start_proxy base-warn "$BASELINE_BIN" warn
+  start_proxy base-info "$BASELINE_BIN" info
+fi
+
+# The bare goproxy: what any goproxy-based header injector costs.
+BARE=
+if command -v go >/dev/null 2>&1; then
+  mkdir -p "$work/bare"
+  cp go.mod go.sum "$work/bare/"
+  cat >"$work/bare/main.go" <<'GO'
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+
+	"github.com/elazarl/goproxy"
+)
+
+func main() {
+	upstream := os.Args[1]
+	gp := goproxy.NewProxyHttpServer()
+	gp.Tr = &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
+	gp.NonproxyHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.URL.Scheme, r.URL.Host = "http", upstream
+		gp.ServeHTTP(w, r)
+	})
+	gp.OnRequest().DoFunc(func(r *http.Request, _ *goproxy.ProxyCtx) (*http.Request, *http.Response) {
+		r.Header.Set("Authorization", "Bearer static-benchmark-token")
+		return r, nil
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("listening on", ln.Addr())
+	panic(http.Serve(ln, gp))
+}
+GO
+  if (cd "$work/bare" && timeout 120 go build -o bare . 2>"$work/bare/build.log"); then
+    "$work/bare/bare" "127.0.0.1:$UPS_PORT" >"$work/bare.out" 2>&1 & PID[goproxy-bare]=$!; pids+=($!)
+    wait_for "$work/bare.out" 'listening on'
+    BARE=$(sed -n 's/^listening on //p' "$work/bare.out")
+  else
+    echo "goproxy-bare skipped: build failed ($(tail -n 1 "$work/bare/build.log"))" >&2
+  fi
+fi
+
+body='{"RateRequest":{"Shipment":{"Shipper":{"ShipperNumber":"W599Y7"}}}}'
 cat >"$work/post.lua" <<LUA
 wrk.method = "POST"
-wrk.body   = '{"RateRequest":{"Shipment":{"Shipper":{"ShipperNumber":"W599Y7"}}}}'
+wrk.body   = '$body'
 wrk.headers["Content-Type"] = "application/json"
 LUA
-run() {
-  local name=$1 url=$2
-  wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$work/post.lua" "$url" >"$work/$name.wrk"
-  printf '%-10s %10s req/s   p50 %8s   p99 %8s\n' "$name" \
-    "$(awk '/Requests\/sec/ {print $2}' "$work/$name.wrk")" \
-    "$(awk '$1=="50%" {print $2}' "$work/$name.wrk")" \
-    "$(awk '$1=="99%" {print $2}' "$work/$name.wrk")"
+# Forward-proxy mode: the request line carries the absolute URL (wrk sends
+# wrk.path as it is), the connection goes to the proxy.
+cat >"$work/abs.lua" <<LUA
+wrk.method = "POST"
+wrk.path   = "http://wwwcie.ups.com/api/rating/v2409/Rate"
+wrk.body   = '$body'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+path=/api/rating/v2409/Rate
+
+# cpu_ticks PID...: utime+stime of the processes, in clock ticks.
+cpu_ticks() {
+  local t=0 p f
+  for p in "$@"; do
+    f=$(cut -d' ' -f14,15 "/proc/$p/stat" 2>/dev/null) || continue
+    t=$((t + ${f% *} + ${f#* }))
+  done
+  echo "$t"
 }
-echo "wrk -t$THREADS -c$CONNS -d$DURATION, POST /api/rating/v2409/Rate (small JSON), 127.0.0.1, $(nproc) cores"
-run upstream "http://127.0.0.1:$UPS_PORT/api/rating/v2409/Rate"
-run nginx    "http://127.0.0.1:$NGX_PORT/api/rating/v2409/Rate"
-run upsproxy "http://$PROXY/api/rating/v2409/Rate"
-if [ -n "${ADMIN:-}" ]; then
-  echo "upsproxy requests counted: $(curl -s "http://$ADMIN/metrics" | awk '/^upsproxy_requests_total/ {s+=$2} END {print s}')"
+# io_calls PID...: read and write syscalls of the processes so far.
+io_calls() {
+  local t=0 p
+  for p in "$@"; do
+    t=$((t + $(awk '$1 == "syscr:" || $1 == "syscw:" {s += $2} END {print s + 0}' "/proc/$p/io" 2>/dev/null || echo 0)))
+  done
+  echo "$t"
+}
+nginx_workers() { ps -o pid= --ppid "$ngxpid" | tr -d ' '; }
+HZ=$(getconf CLK_TCK)
+
+# target NAME -> "URL SCRIPT PIDS..." (empty when not available)
+target() {
+  case $1 in
+    upstream) echo "http://127.0.0.1:$UPS_PORT$path post.lua $(nginx_workers)" ;;
+    nginx) echo "http://127.0.0.1:$NGX_PORT$path post.lua $(nginx_workers)" ;;
+    goproxy-bare) [ -n "$BARE" ] && echo "http://$BARE$path post.lua ${PID[goproxy-bare]}" ;;
+    upsproxy-warn) echo "http://${ADDR[warn]}$path post.lua ${PID[warn]}" ;;
+    upsproxy-info) echo "http://${ADDR[info]}$path post.lua ${PID[info]}" ;;
+    upsproxy-abs) echo "http://${ADDR[warn]}$path abs.lua ${PID[warn]}" ;;
+    base-warn) [ -n "$BASELINE_BIN" ] && echo "http://${ADDR[base-warn]}$path post.lua ${PID[base-warn]}" ;;
+    base-info) [ -n "$BASELINE_BIN" ] && echo "http://${ADDR[base-info]}$path post.lua ${PID[base-info]}" ;;
+    base-abs) [ -n "$BASELINE_BIN" ] && echo "http://${ADDR[base-warn]}$path abs.lua ${PID[base-warn]}" ;;
+  esac
+  return 0
+}
+
+# run NAME: one wrk run; prints a line and appends "name rps p50 p99 cpu
+# calls" to results (latencies in µs, CPU in µs and syscalls per request;
+# the upstream's own CPU is not counted for the proxies).
+run() {
+  local name=$1 spec url script procs before after io0 io1 reqs rps p50 p99 cpu calls f
+  spec=$(target "$name")
+  [ -n "$spec" ] || return 0
+  read -r url script procs <<<"$spec"
+  for f in warn info base-warn base-info; do [ -f "$work/$f.log" ] && : >"$work/$f.log"; done
+  # shellcheck disable=SC2086
+  before=$(cpu_ticks $procs) io0=$(io_calls $procs)
+  wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$work/$script" "$url" >"$work/$name.wrk"
+  # shellcheck disable=SC2086
+  after=$(cpu_ticks $procs) io1=$(io_calls $procs)
+  if grep -q 'Non-2xx' "$work/$name.wrk"; then
+    echo "$name: non-2xx answers:" >&2; cat "$work/$name.wrk" >&2; exit 1
+  fi
+  reqs=$(awk '/requests in/ {print $1}' "$work/$name.wrk")
+  rps=$(awk '/Requests\/sec/ {print $2}' "$work/$name.wrk")
+  p50=$(awk '$1=="50%" {print $2}' "$work/$name.wrk")
+  p99=$(awk '$1=="99%" {print $2}' "$work/$name.wrk")
+  cpu=$(awk -v d=$((after - before)) -v hz="$HZ" -v n="$reqs" 'BEGIN {printf "%.1f", d / hz * 1e6 / n}')
+  calls=$(awk -v d=$((io1 - io0)) -v n="$reqs" 'BEGIN {printf "%.2f", d / n}')
+  case $name in upstream | nginx) calls=n/a ;; esac
+  printf '%-14s %10s req/s   p50 %8s   p99 %8s   cpu %6s µs/req   r+w/req %5s\n' "$name" "$rps" "$p50" "$p99" "$cpu" "$calls"
+  echo "$name $rps $(us "$p50") $(us "$p99") $cpu $calls" >>"$work/results"
+}
+# us DURATION: wrk's "685.00us", "1.56ms" or "2.01s" in µs.
+us() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /ms$/) n *= 1000; else if (v ~ /[0-9]s$/) n *= 1e6; printf "%.0f", n }'; }
+
+# A/B pairs run back to back: this machine's speed drifts within minutes.
+TARGETS=${TARGETS:-upstream nginx goproxy-bare upsproxy-warn base-warn upsproxy-info base-info upsproxy-abs base-abs}
+echo "wrk -t$THREADS -c$CONNS -d$DURATION, POST $path (small JSON), 127.0.0.1, $(nproc) cores, $ROUNDS round(s)"
+: >"$work/results"
+for ((r = 1; r <= ROUNDS; r++)); do
+  [ "$ROUNDS" -gt 1 ] && echo "-- round $r"
+  for t in $TARGETS; do run "$t"; done
+done
+if [ "$ROUNDS" -gt 1 ]; then
+  echo "-- medians of $ROUNDS rounds"
+  for t in $TARGETS; do
+    awk -v t="$t" '$1 == t' "$work/results" | sort -k2,2n | awk -v t="$t" '
+      { rps[NR] = $2; p50[NR] = $3; p99[NR] = $4; cpu[NR] = $5; rw[NR] = $6 }
+      function med(a, n,   i, j, x, s) { for (i = 1; i <= n; i++) s[i] = a[i]; for (i = 2; i <= n; i++) for (j = i; j > 1 && s[j-1] > s[j]; j--) { x = s[j]; s[j] = s[j-1]; s[j-1] = x }; return n % 2 ? s[(n+1)/2] : (s[n/2] + s[n/2+1]) / 2 }
+      END { if (NR) printf "%-14s %10.0f req/s   p50 %6.0fus   p99 %7.0fus   cpu %6.1f µs/req   r+w/req %5s\n", t, med(rps, NR), med(p50, NR), med(p99, NR), med(cpu, NR), rw[1] == "n/a" ? "n/a" : sprintf("%.2f", med(rw, NR)) }'
+  done
+fi
+if [ -n "$BASELINE_BIN" ] && [ "$ROUNDS" -gt 1 ]; then
+  # Each round's pair compared, then the median of those ratios: steadier
+  # than comparing the medians when the machine's speed drifts.
+  echo "-- BIN vs BASELINE_BIN, median of the per-round ratios"
+  for m in warn info abs; do
+    awk -v a="upsproxy-$m" -v b="base-$m" '
+      $1 == a { ra[++na] = $2; ca[na] = $5 }
+      $1 == b { rb[++nb] = $2; cb[nb] = $5 }
+      function med(x, n,   i, j, t) { for (i = 2; i <= n; i++) for (j = i; j > 1 && x[j-1] > x[j]; j--) { t = x[j]; x[j] = x[j-1]; x[j-1] = t }; return n % 2 ? x[(n+1)/2] : (x[n/2] + x[n/2+1]) / 2 }
+      END { n = na < nb ? na : nb; if (!n) exit; for (i = 1; i <= n; i++) { r[i] = ra[i] / rb[i]; c[i] = ca[i] / cb[i] }
+            printf "%-6s req/s x%.3f   cpu/req x%.3f\n", substr(a, 10), med(r, n), med(c, n) }' "$work/results"
+  done
+fi
+if [ -n "${ADMIN[warn]:-}" ]; then
+  echo "upsproxy requests counted (warn instance): $(curl -s "http://${ADMIN[warn]}/metrics" | awk '/^upsproxy_requests_total/ {s+=$2} END {print s}')"
 fi

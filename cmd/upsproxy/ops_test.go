@@ -229,10 +229,20 @@ carrier "second" {
 }
 
 func TestSignals_SIGTERMDuringASlowRequestLetsItCompleteAndExitsZero(t *testing.T) {
+	for _, mode := range []string{"base-URL", "HTTPS tunnel"} {
+		t.Run(mode, func(t *testing.T) { sigtermDuringSlowRequest(t, mode) })
+	}
+}
+
+func sigtermDuringSlowRequest(t *testing.T, mode string) {
 	e := newEnv(t, envOptions{})
 	e.login("main")
 	r := e.startReplica(t, "term")
 	e.sim.SetFault(upssim.Fault{Endpoint: "api", Delay: 2 * time.Second})
+	client, target := directClient(), "http://"+r.addr+"/api/rating/v2409/Rate"
+	if mode == "HTTPS tunnel" {
+		client, target = e.proxyClient(&server{addr: r.addr}), "https://wwwcie.ups.com/api/rating/v2409/Rate"
+	}
 
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -240,7 +250,8 @@ func TestSignals_SIGTERMDuringASlowRequestLetsItCompleteAndExitsZero(t *testing.
 	var reqErr error
 	go func() {
 		defer wg.Done()
-		resp, err := directClient().Post("http://"+r.addr+"/api/rating/v2409/Rate", "application/json", strings.NewReader(rateBody(t)))
+		req := legacyRequest(t, http.MethodPost, target, rateBody(t))
+		resp, err := client.Do(req)
 		if err != nil {
 			reqErr = err
 			return

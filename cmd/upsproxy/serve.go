@@ -172,6 +172,11 @@ func (c *cli) serve(ctx context.Context) error {
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("in-flight requests cut off at the end of the grace period", zap.Error(err))
 	}
+	// Requests inside HTTPS tunnels run on hijacked connections that
+	// Shutdown does not wait for.
+	if err := d.px.Drain(sctx); err != nil {
+		log.Warn("in-flight requests cut off at the end of the grace period", zap.Error(err))
+	}
 	_ = adminSrv.Shutdown(sctx)
 	// Land any pair Vault has not accepted yet: after exit it would be gone.
 	fctx, fcancel := context.WithTimeout(context.Background(), 15*time.Second)

@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/upsproxy/upsproxy/internal/config"
 	"github.com/upsproxy/upsproxy/internal/proxy"
@@ -31,27 +29,6 @@ func (c *cli) loadConfig() (*config.Config, error) {
 		return nil, &exitCodeError{code: exitError, msg: fmt.Sprintf("invalid configuration in %s", path)}
 	}
 	return cfg, nil
-}
-
-// newLogger builds the zap logger the config asks for, writing to w.
-func newLogger(l config.Log, w io.Writer) (*zap.Logger, zap.AtomicLevel, error) {
-	level, err := zap.ParseAtomicLevel(l.Level)
-	if err != nil {
-		return nil, level, fmt.Errorf("log level: %w", err)
-	}
-	encCfg := zap.NewProductionEncoderConfig()
-	encCfg.TimeKey = "ts"
-	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
-	encCfg.EncodeDuration = zapcore.StringDurationEncoder
-	var enc zapcore.Encoder
-	if l.Format == "console" {
-		encCfg.EncodeLevel = zapcore.CapitalLevelEncoder
-		enc = zapcore.NewConsoleEncoder(encCfg)
-	} else {
-		enc = zapcore.NewJSONEncoder(encCfg)
-	}
-	core := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), level)
-	return zap.New(core), level, nil
 }
 
 // vaultSession logs in to Vault as the config says. serve keeps it alive

@@ -47,27 +47,22 @@ func (l *limitedBody) Read(p []byte) (int, error) {
 
 func (l *limitedBody) Close() error { return l.rc.Close() }
 
-// smallBody is the size of the buffer inside each prefixBody: typical
-// Rate, Track and Address Validation bodies fit it, so reading one costs a
-// single allocation.
+// smallBody is the first buffer for a body of unknown length (chunked):
+// typical Rate, Track and Address Validation bodies fit it.
 const smallBody = 2 << 10
 
-// readPrefix reads up to limit bytes of body into b. whole reports that
-// the body ended within them.
-func (b *prefixBody) readPrefix(body io.Reader, contentLength, limit int64) (prefix []byte, whole bool, err error) {
+// readPrefix reads up to limit bytes of body. whole reports that the body
+// ended within them. A body of known length is read into a buffer of just
+// that size (at most limit).
+func readPrefix(body io.Reader, contentLength, limit int64) (prefix []byte, whole bool, err error) {
 	if contentLength >= 0 {
-		n := min(contentLength, limit)
-		if n <= smallBody {
-			prefix = b.small[:n]
-		} else {
-			prefix = make([]byte, n)
-		}
+		prefix = make([]byte, min(contentLength, limit))
 		if _, err := io.ReadFull(body, prefix); err != nil {
 			return nil, false, err
 		}
 		return prefix, contentLength <= limit, nil
 	}
-	prefix = b.small[:0]
+	prefix = make([]byte, 0, min(smallBody, limit+1))
 	for int64(len(prefix)) <= limit {
 		if len(prefix) == cap(prefix) {
 			prefix = slices.Grow(prefix, int(min(int64(cap(prefix)), limit+1-int64(len(prefix)))))
@@ -108,34 +103,19 @@ func applyEdits(prefix []byte, edits []edit) []byte {
 	return append(out, prefix[at:]...)
 }
 
-// prefixBody is the body sent upstream after a prefix was read: the prefix
-// (possibly edited), then what is left of the client's body.
+// prefixBody is the body sent upstream when only a prefix was read: the
+// prefix (possibly edited), then the rest of the client's body, unread.
 type prefixBody struct {
-	r     bytes.Reader
-	rest  io.ReadCloser // nil when the prefix is the whole body
-	small [smallBody]byte
-}
-
-// send makes b send prefix, then rest (nil: nothing more).
-func (b *prefixBody) send(prefix []byte, rest io.ReadCloser) {
-	b.r.Reset(prefix)
-	b.rest = rest
+	r    bytes.Reader
+	rest io.ReadCloser
 }
 
 func (b *prefixBody) Read(p []byte) (int, error) {
 	if b.r.Len() > 0 {
 		return b.r.Read(p)
 	}
-	if b.rest == nil {
-		return 0, io.EOF
-	}
 	return b.rest.Read(p)
 }
 
 // Close closes the client's body; the transport calls it when done.
-func (b *prefixBody) Close() error {
-	if b.rest != nil {
-		return b.rest.Close()
-	}
-	return nil
-}
+func (b *prefixBody) Close() error { return b.rest.Close() }

@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"bytes"
 	"io"
 	"net/http"
 	"net/url"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -13,20 +15,27 @@ import (
 	"github.com/upsproxy/upsproxy/internal/ups"
 )
 
-// handle is the request path, the same for all three modes (goproxy calls
-// it for absolute-form requests, for requests decrypted from a CONNECT
-// tunnel, and for origin-form requests via serveOriginForm). It sends the
-// request upstream itself and returns the response, so goproxy's own
-// forwarding (and its TLS-skipping transport) is never used. Every step
-// reads the one configuration loaded here.
+// handle is goproxy's request handler, for requests decrypted from a
+// CONNECT tunnel (ctx.UserData is what handleConnect left there).
 func (p *Proxy) handle(req *http.Request, pctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
+	return req, p.chain(req, pctx.UserData)
+}
+
+// chain is the request path, the same for all three modes: ServeHTTP runs
+// it for origin-form and absolute-form requests, goproxy (through handle)
+// for requests decrypted from a CONNECT tunnel, whose via is the tunnel's
+// *target or *tunnel (nil otherwise). It sends the request upstream itself
+// and returns the response for the client, so goproxy's own forwarding
+// (and its TLS-skipping transport) is never used. Every step reads the one
+// configuration loaded here.
+func (p *Proxy) chain(req *http.Request, via any) *http.Response {
 	x := p.newExchange(req)
 	rt := p.routing.Load()
 
 	// 1. Did the client address UPS (or the proxy itself, in base-URL mode)?
-	addressed, tun, err := addressedEnvironment(req, pctx)
+	addressed, tun, err := addressedEnvironment(req, via)
 	if err != nil {
-		return req, x.fail(req, err)
+		return x.fail(req, err)
 	}
 	if hasHeader(req.Header, transIDHeader) {
 		x.transID = clip(req.Header[transIDHeader][0], maxLoggedTransID)
@@ -42,14 +51,14 @@ func (p *Proxy) handle(req *http.Request, pctx *goproxy.ProxyCtx) (*http.Request
 			auth = tun.auth
 		}
 		if cl, err = rt.authenticate(req.Context(), auth); err != nil {
-			return req, x.fail(req, err)
+			return x.fail(req, err)
 		}
 		x.client = cl.name
 	}
 
 	// 3. A body over the limit is refused before anything is read or dialled.
 	if req.ContentLength > rt.maxBody {
-		return req, x.failClose(req, rt.errTooLarge)
+		return x.failClose(req, rt.errTooLarge)
 	}
 	body := req.Body
 	hasBody := body != nil && body != http.NoBody && req.ContentLength != 0
@@ -64,40 +73,40 @@ func (p *Proxy) handle(req *http.Request, pctx *goproxy.ProxyCtx) (*http.Request
 	// body is read only when a shipper number in it could matter.
 	pin, err := rt.pinned(cl, req.Header)
 	if err != nil {
-		return req, x.fail(req, err)
+		return x.fail(req, err)
 	}
 	replay := replayable(req.Method, tr.path)
 	var (
-		pb     *prefixBody // set when the body's prefix was read
-		prefix []byte
-		whole  bool
-		res    scanResult
+		scanned bool   // the body's prefix was read
+		prefix  []byte // its first bytes, when scanned
+		whole   bool   // prefix is all of it
+		res     scanResult
 	)
 	if hasBody && (replay || tr.rateFromBody || hasPrefixFold(x.path, legacyRestPrefix) || rt.bodyMatters(pin)) {
-		pb = new(prefixBody)
-		prefix, whole, err = pb.readPrefix(body, req.ContentLength, rt.scanLimit)
+		scanned = true
+		prefix, whole, err = readPrefix(body, req.ContentLength, rt.scanLimit)
 		if err != nil {
 			if x.tooLarge.Load() {
-				return req, x.failClose(req, rt.errTooLarge)
+				return x.failClose(req, rt.errTooLarge)
 			}
-			return req, x.fail(req, &clientBodyError{err: err})
+			return x.fail(req, &clientBodyError{err: err})
 		}
 		res = scanBody(prefix)
 	}
 	r, err := rt.resolve(cl, pin, req.Header, prefix, &res)
 	if err != nil {
-		return req, x.fail(req, err)
+		return x.fail(req, err)
 	}
 	x.route = r
 	if r.inactive {
-		return req, x.fail(req, r.errs.inactive)
+		return x.fail(req, r.errs.inactive)
 	}
 
 	// 6. The carrier's environment picks the UPS host; never let a request
 	// meant for Test spend real money in Production.
 	switch {
 	case addressed == ups.Test && r.env == ups.Production:
-		return req, x.fail(req, r.errs.mismatch)
+		return x.fail(req, r.errs.mismatch)
 	case addressed == ups.Production && r.env == ups.Test:
 		if ce := p.log.Check(zap.DebugLevel, "production host addressed, carrier is a test carrier: sending to test"); ce != nil {
 			ce.Write(zap.String("carrier", r.name), zap.String("path", x.path))
@@ -107,9 +116,9 @@ func (p *Proxy) handle(req *http.Request, pctx *goproxy.ProxyCtx) (*http.Request
 	// 7. The body: cut out UPSSecurity, fill a missing shipper number.
 	path := tr.path
 	length := req.ContentLength
-	if pb != nil {
+	if scanned {
 		if res.securityOpen {
-			return req, x.fail(req, securityNotRemovableError(rt.scanLimit))
+			return x.fail(req, securityNotRemovableError(rt.scanLimit))
 		}
 		if tr.rateFromBody {
 			op := ""
@@ -125,12 +134,19 @@ func (p *Proxy) handle(req *http.Request, pctx *goproxy.ProxyCtx) (*http.Request
 			prefix = edited
 		}
 		if whole {
+			// All of it is in memory. Handed over as a NopCloser'd
+			// bytes.Reader, net/http knows and writes the request's
+			// headers and body in one go; any other body has the headers
+			// flushed first (one more syscall and packet per request),
+			// in case it blocks.
 			length = int64(len(prefix))
-			pb.send(prefix, nil)
+			x.body.Reset(prefix)
+			body = io.NopCloser(&x.body)
 		} else {
-			pb.send(prefix, body)
+			pb := &prefixBody{rest: body}
+			pb.r.Reset(prefix)
+			body = pb
 		}
-		body = pb
 	}
 	if path != x.path {
 		x.upstreamPath = path
@@ -143,7 +159,7 @@ func (p *Proxy) handle(req *http.Request, pctx *goproxy.ProxyCtx) (*http.Request
 	stripRequestHeaders(req.Header)
 	token, err := p.tokens.Token(req.Context(), r.name, r.env)
 	if err != nil {
-		return req, x.fail(req, &tokenError{route: r, err: err})
+		return x.fail(req, &tokenError{route: r, err: err})
 	}
 	req.Header[authorizationHeader] = r.authorization(token)
 	if x.transID == "" {
@@ -158,47 +174,50 @@ func (p *Proxy) handle(req *http.Request, pctx *goproxy.ProxyCtx) (*http.Request
 	// 9. Forward, streaming both bodies; replay once if UPS refused a token
 	// it should have accepted and the operation is safe to repeat.
 	out := x.outbound(req, r, path, body, length)
+	// The transport reads the client's body while the response may
+	// already be coming back (see respond).
+	x.liveBody = hasBody && !whole
 	resp, err := p.transport.RoundTrip(out)
 	if err != nil {
 		if x.tooLarge.Load() {
-			return req, x.failClose(req, rt.errTooLarge)
+			return x.failClose(req, rt.errTooLarge)
 		}
-		return req, x.fail(req, &upstreamError{route: r, err: err})
+		return x.fail(req, &upstreamError{route: r, err: err})
 	}
 	if replay && resp.StatusCode == http.StatusUnauthorized && (!hasBody || whole) {
 		if resp, err = p.replay(x, r, token, resp, prefix); err != nil {
-			return req, x.fail(req, err)
+			return x.fail(req, err)
 		}
 	}
-	return req, x.deliver(resp)
+	return x.deliver(resp)
 }
 
 // addressedEnvironment checks the request's target against the allow-list
 // and tells which UPS environment the client addressed ("" in base-URL
 // mode), and the CONNECT tunnel it came through, if any.
-func addressedEnvironment(req *http.Request, pctx *goproxy.ProxyCtx) (ups.Environment, *tunnel, error) {
+func addressedEnvironment(req *http.Request, via any) (ups.Environment, *tunnel, error) {
 	t := requestTarget(req.URL)
 	if t == nil {
 		return "", nil, errHostNotAllowed
 	}
 	var (
-		via *target
+		in  *target
 		tun *tunnel
 	)
-	switch v := pctx.UserData.(type) {
+	switch v := via.(type) {
 	case *target:
-		via = v
+		in = v
 	case *tunnel:
-		via, tun = v.target, v
+		in, tun = v.target, v
 	}
-	if via != nil {
+	if in != nil {
 		// Decrypted from a CONNECT tunnel: the URL's host comes from the
 		// inner Host header, which must name UPS too. If either names the
 		// Test host, the client meant Test.
 		if t == baseURLTarget {
 			return "", nil, errHostNotAllowed
 		}
-		if via.env == ups.Test {
+		if in.env == ups.Test {
 			return ups.Test, tun, nil
 		}
 		return t.env, tun, nil
@@ -226,9 +245,10 @@ func clip(s string, n int) string {
 }
 
 // exchange is one request's state, from arrival to the access log line. It
-// is also the response body handed to goproxy, so that the log line is
-// written when the body has been streamed (goproxy always closes it). One
-// allocation holds the outbound request and URL too.
+// is also the body of the response the chain returns, so that the log line
+// is written when the body has been streamed (respond and goproxy always
+// close it). One allocation holds the outbound request, its URL and body
+// reader too.
 type exchange struct {
 	p         *Proxy
 	start     time.Time
@@ -245,6 +265,8 @@ type exchange struct {
 	// upstreamPath is the translated path, when it differs from path.
 	upstreamPath string
 	replayed     bool
+	liveBody     bool        // the upstream request streams the client's body
+	readErr      bool        // reading UPS's response body failed midway
 	tooLarge     atomic.Bool // set by limitedBody
 
 	upstreamBody io.ReadCloser
@@ -252,10 +274,12 @@ type exchange struct {
 
 	out          http.Request
 	url          url.URL
+	body         bytes.Reader // the request body sent upstream, when read whole
 	transIDValue [1]string
 }
 
 func (p *Proxy) newExchange(req *http.Request) *exchange {
+	p.inflight.Add(1)
 	x := &exchange{p: p, start: p.now(), method: req.Method}
 	if req.URL != nil {
 		x.path = req.URL.Path
@@ -294,15 +318,6 @@ func (x *exchange) outbound(req *http.Request, r *route, path string, body io.Re
 // headers the client must not see.
 func (x *exchange) deliver(resp *http.Response) *http.Response {
 	cleanResponseHeaders(resp.Header)
-	if resp.ContentLength < 0 && x.method != http.MethodHead && bodyAllowed(resp.StatusCode) {
-		// UPS streams a body of unknown length. goproxy flushes each write
-		// to a plain-HTTP client only when it sees this header (the value
-		// net/http keeps in resp.TransferEncoding instead); without it the
-		// first bytes wait in the server's buffer. net/http's server and
-		// Response.Write both frame the body themselves and never send the
-		// header twice.
-		resp.Header["Transfer-Encoding"] = chunkedValue
-	}
 	x.status = resp.StatusCode
 	x.upstreamBody = resp.Body
 	resp.Body = x
@@ -310,10 +325,28 @@ func (x *exchange) deliver(resp *http.Response) *http.Response {
 }
 
 // Read streams UPS's response body.
-func (x *exchange) Read(b []byte) (int, error) { return x.upstreamBody.Read(b) }
+func (x *exchange) Read(b []byte) (int, error) {
+	n, err := x.upstreamBody.Read(b)
+	if err != nil && err != io.EOF && !x.readErr {
+		// Logged with the access line: the client got a cut-off body
+		// (and, from respond, a connection closed without the body's end).
+		x.readErr = true
+		if x.cause == nil {
+			x.cause = &upstreamBodyError{err: err}
+		}
+	}
+	return n, err
+}
 
-// Close ends the exchange; goproxy calls it once the body is copied (or
-// the client went away).
+// upstreamBodyError is a failure to read UPS's response body after its
+// headers were relayed: too late for an error response.
+type upstreamBodyError struct{ err error }
+
+func (e *upstreamBodyError) Error() string { return "read UPS response body: " + e.err.Error() }
+func (e *upstreamBodyError) Unwrap() error { return e.err }
+
+// Close ends the exchange; respond or goproxy calls it once the body is
+// copied (or the client went away).
 func (x *exchange) Close() error {
 	err := x.upstreamBody.Close()
 	x.logAccess()
@@ -349,6 +382,7 @@ func (x *exchange) logAccess() {
 	if !x.logged.CompareAndSwap(false, true) {
 		return
 	}
+	x.p.inflight.Add(-1)
 	d := x.p.now().Sub(x.start)
 	if x.p.observer != nil {
 		var carrier string
@@ -362,7 +396,8 @@ func (x *exchange) logAccess() {
 	if ce == nil {
 		return
 	}
-	fields := make([]zap.Field, 0, 15)
+	fb := accessFields.Get().(*fieldBuf)
+	fields := fb[:0]
 	if x.route != nil {
 		fields = append(fields, zap.String("carrier", x.route.name), zap.String("environment", string(x.route.env)))
 	}
@@ -397,12 +432,17 @@ func (x *exchange) logAccess() {
 		fields = append(fields, zap.Error(x.cause))
 	}
 	ce.Write(fields...)
+	// zap's cores encode fields during Write and keep none of them (the
+	// observer core of tests copies them), so the array can serve the next
+	// line; cleared first, so that it holds no request's strings or error.
+	clear(fb[:])
+	accessFields.Put(fb)
 }
 
-var chunkedValue = []string{"chunked"}
+// fieldBuf holds an access line's fields (at most 14 today; more would
+// still work, in a slice of their own).
+type fieldBuf [16]zap.Field
 
-// bodyAllowed reports whether a response with status may have a body
-// (RFC 9110: not 1xx, 204 or 304).
-func bodyAllowed(status int) bool {
-	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
-}
+// accessFields recycles the access lines' field arrays: one fewer 1 KiB
+// allocation per request at level info.
+var accessFields = sync.Pool{New: func() any { return new(fieldBuf) }}

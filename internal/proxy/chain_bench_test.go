@@ -60,10 +60,10 @@ func (w *discardWriter) ReadFrom(r io.Reader) (int64, error) {
 	}
 }
 
-// BenchmarkChainInProcess measures the proxy's own request path (goproxy's
-// handler, the chain, the access log line to a JSON encoder) without the
-// network or a client: the allocations reported are the proxy's, plus 4
-// for cannedUPS's response.
+// BenchmarkChainInProcess measures the proxy's own request path in base-URL
+// mode (the chain, respond, the access log line to a JSON encoder) without
+// the network or a client: the allocations reported are the proxy's, plus
+// 4 for cannedUPS's response.
 func BenchmarkChainInProcess(b *testing.B) {
 	logger := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zap.InfoLevel))
 	p, err := New(Options{

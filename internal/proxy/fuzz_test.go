@@ -3,6 +3,7 @@ package proxy
 import (
 	"net"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"strings"
 	"testing"
@@ -107,6 +108,11 @@ func FuzzStripRequestHeaders(f *testing.F) {
 		for k := range h {
 			if strippedRequestHeader(k) {
 				t.Fatalf("header %q survived stripping", k)
+			}
+			for n := range strings.SplitSeq(connection, ",") {
+				if n = textproto.TrimString(n); n != "" && strings.EqualFold(n, k) {
+					t.Fatalf("header %q survived though Connection %q lists it", k, connection)
+				}
 			}
 		}
 		if !listed && h.Get("Content-Type") != "application/json" {

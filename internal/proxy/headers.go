@@ -21,9 +21,9 @@ const (
 // headers), proxy headers, the proxy's own X-Upsproxy-* headers and the
 // hop-by-hop headers of the client's connection.
 func stripRequestHeaders(h http.Header) {
-	dropConnectionListed(h)
+	conn := h["Connection"]
 	for k := range h {
-		if strippedRequestHeader(k) {
+		if strippedRequestHeader(k) || connectionListed(conn, k) {
 			delete(h, k)
 		}
 	}
@@ -51,9 +51,9 @@ func strippedRequestHeader(k string) bool {
 // the proxy's errors), Proxy-* headers (they would be read as the proxy's)
 // and the hop-by-hop headers of the upstream connection.
 func cleanResponseHeaders(h http.Header) {
-	dropConnectionListed(h)
+	conn := h["Connection"]
 	for k := range h {
-		if hasPrefixFold(k, "X-Upsproxy-") || hasPrefixFold(k, "Proxy-") || hopByHop(k) {
+		if hasPrefixFold(k, "X-Upsproxy-") || hasPrefixFold(k, "Proxy-") || hopByHop(k) || connectionListed(conn, k) {
 			delete(h, k)
 		}
 	}
@@ -73,16 +73,21 @@ func hopByHop(k string) bool {
 	return false
 }
 
-// dropConnectionListed removes the headers named in Connection, which are
-// hop-by-hop by declaration.
-func dropConnectionListed(h http.Header) {
-	for _, v := range h["Connection"] {
-		for name := range strings.SplitSeq(v, ",") {
-			if name = textproto.TrimString(name); name != "" {
-				h.Del(name)
+// connectionListed reports whether the Connection header's values name k:
+// such headers are hop-by-hop by declaration. Matching each key against
+// the list (rather than deleting each listed name) needs no canonicalized
+// copy of the names, so the usual "Connection: keep-alive" costs nothing.
+func connectionListed(conn []string, k string) bool {
+	for _, v := range conn {
+		for v != "" {
+			var name string
+			name, v, _ = strings.Cut(v, ",")
+			if strings.EqualFold(textproto.TrimString(name), k) {
+				return true
 			}
 		}
 	}
+	return false
 }
 
 func hasPrefixFold(s, prefix string) bool {

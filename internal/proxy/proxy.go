@@ -7,7 +7,7 @@
 // token and streams the request to UPS and the response back, replaying
 // idempotent calls once when UPS refuses a token.
 //
-// The steps are in one place, Proxy.handle (chain.go). Every refusal is
+// The steps are in one place, Proxy.chain (chain.go). Every refusal is
 // answered in UPS's own error envelope with an X-Upsproxy-Error header by
 // one mapper (errors.go, the Code* constants), and every request gets
 // exactly one access log line and one Observer call.
@@ -91,6 +91,10 @@ type Proxy struct {
 
 	gp   *goproxy.ProxyHttpServer
 	mitm *goproxy.ConnectAction
+	// inflight counts requests from their start to their access log line,
+	// in every mode; Drain waits for it (hijacked CONNECT tunnels are not
+	// tracked by http.Server.Shutdown).
+	inflight atomic.Int64
 }
 
 // rejectConnect refuses a CONNECT without dialling anything; goproxy writes
@@ -151,7 +155,9 @@ func New(opts Options) (*Proxy, error) {
 	// never accepts a plain tunnel (only MITM), so dialling here is a bug.
 	gp.ConnectDial = nil
 	gp.ConnectDialWithReq = func(*http.Request, string, string) (net.Conn, error) { return nil, errNeverDial }
-	gp.NonproxyHandler = http.HandlerFunc(p.serveOriginForm)
+	// ServeHTTP hands goproxy CONNECT requests only; anything else that
+	// reached it would be served by our own path too.
+	gp.NonproxyHandler = http.HandlerFunc(p.serveHTTP)
 	gp.OnRequest().HandleConnectFunc(p.handleConnect)
 	gp.OnRequest().DoFunc(p.handle)
 	p.gp = gp
@@ -177,13 +183,22 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.refuseClient(w, r)
 		return
 	}
-	if r.Method != http.MethodConnect && !r.URL.IsAbs() {
-		// Origin-form: mark it here rather than let goproxy route it to
-		// NonproxyHandler first, which would cost a second pass through
-		// goproxy's per-request set-up on the hot path of base-URL mode.
+	if r.Method == http.MethodConnect {
+		// HTTPS forward proxy: goproxy runs the tunnel (handleConnect)
+		// and the chain for each request inside it (handle).
+		p.gp.ServeHTTP(w, r)
+		return
+	}
+	p.serveHTTP(w, r)
+}
+
+// serveHTTP serves an origin-form (base-URL mode) or absolute-form (HTTP
+// forward proxy) request: the chain, then its answer (respond.go).
+func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if !r.URL.IsAbs() {
 		markBaseURL(r)
 	}
-	p.gp.ServeHTTP(w, r)
+	respond(w, p.chain(r, nil))
 }
 
 // refuseClient answers a client whose address is not allowed, before
@@ -202,17 +217,9 @@ func (p *Proxy) refuseClient(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.Copy(w, resp.Body)
 }
 
-// serveOriginForm is goproxy's NonproxyHandler, for origin-form requests
-// that reach goproxy unmarked (ServeHTTP marks them first).
-func (p *Proxy) serveOriginForm(w http.ResponseWriter, r *http.Request) {
-	markBaseURL(r)
-	p.gp.ServeHTTP(w, r)
-}
-
-// markBaseURL prepares an origin-form request (`POST /api/rating/...`,
-// base-URL mode) for goproxy, which runs request handlers only on absolute
-// URLs: it gets the base-URL marker host, and then takes the same chain as
-// the other modes.
+// markBaseURL marks an origin-form request (`POST /api/rating/...`,
+// base-URL mode) with the base-URL marker host, which the chain's target
+// check knows (hosts.go).
 func markBaseURL(r *http.Request) {
 	r.URL.Scheme = "http"
 	r.URL.Host = baseURLHost
@@ -296,4 +303,21 @@ func (l goproxyLogger) Printf(format string, v ...any) {
 		return
 	}
 	l.log.Debug("goproxy", zap.String("event", strings.TrimSpace(format)))
+}
+
+// Drain waits until no request is in flight, or ctx ends. Call it after
+// the server's Shutdown: Shutdown waits for plain HTTP connections, but the
+// requests inside HTTPS (CONNECT) tunnels run on hijacked connections it
+// does not see.
+func (p *Proxy) Drain(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for p.inflight.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d requests still in flight: %w", p.inflight.Load(), ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
 }
