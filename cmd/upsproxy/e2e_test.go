@@ -114,11 +114,7 @@ func TestEndToEnd_RateThroughEachProxyModeReachesUPSWithBearerAndNoLegacyHeaders
 func TestEndToEnd_RefreshStormOf200ConcurrentRequestsSpendsTheRefreshTokenOnce(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.login("main")
-	// The stored access token has just expired.
-	e.editRecord("main", ups.Test, func(r *vaultstore.Record) {
-		r.Token.IssuedAt = time.Now().Add(-4 * time.Hour)
-		r.Token.ExpiresAt = time.Now().Add(-time.Minute)
-	})
+	e.expireAccessToken("main")
 	s := e.serve()
 	client := e.proxyClient(s)
 	body := rateBody(t)
@@ -225,7 +221,7 @@ func TestEndToEnd_ExpiredRefreshTokenGetsSPECErrorAndAnErrorLogNamingTheLoginCom
 func TestEndToEnd_RefreshTokenRejectedByUPSGetsRefreshTokenExpiredNotARetryStorm(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.login("main")
-	e.editRecord("main", ups.Test, func(r *vaultstore.Record) { r.Token.ExpiresAt = time.Now().Add(-time.Second) })
+	e.expireAccessToken("main")
 	e.sim.RejectRefreshTokens()
 	s := e.serve()
 	client := e.proxyClient(s)

@@ -51,7 +51,8 @@ func TestMain(m *testing.M) {
 		secretsMu.Lock()
 		for s := range secretsSet {
 			if strings.Contains(out, s) {
-				fmt.Fprintf(os.Stderr, "FAIL: a secret (%d chars, starts %q) appears in the captured output of upsproxy commands\n", len(s), s[:3])
+				// Never echo any part of the secret itself.
+				fmt.Fprintf(os.Stderr, "FAIL: a secret of %d chars appears in the captured output of upsproxy commands\n", len(s))
 				code = 1
 			}
 		}
@@ -252,6 +253,17 @@ func (e *env) editRecord(carrier string, env ups.Environment, edit func(*vaultst
 	if _, err := e.store.Put(ctx, rec); err != nil {
 		e.t.Fatal(err)
 	}
+}
+
+// expireAccessToken makes the stored access token of a carrier one that
+// expired a minute ago, after a normal four-hour life, so the next request
+// must refresh it.
+func (e *env) expireAccessToken(carrier string) {
+	e.t.Helper()
+	e.editRecord(carrier, ups.Test, func(r *vaultstore.Record) {
+		r.Token.IssuedAt = time.Now().Add(-4 * time.Hour)
+		r.Token.ExpiresAt = time.Now().Add(-time.Minute)
+	})
 }
 
 // server is a running `upsproxy serve`.

@@ -17,7 +17,6 @@ import (
 
 	"github.com/upsproxy/upsproxy/internal/ups"
 	"github.com/upsproxy/upsproxy/internal/upssim"
-	"github.com/upsproxy/upsproxy/internal/vaultstore"
 )
 
 func get(t *testing.T, url string) (int, string) {
@@ -60,11 +59,7 @@ func metricValue(t *testing.T, exposition, name string, labels map[string]string
 func TestAdmin_HealthReadinessStatusAndMetricsThroughTheRealServer(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.login("main")
-	// The stored access token is expired: the first request refreshes it.
-	e.editRecord("main", ups.Test, func(r *vaultstore.Record) {
-		r.Token.IssuedAt = time.Now().Add(-4 * time.Hour)
-		r.Token.ExpiresAt = time.Now().Add(-time.Minute)
-	})
+	e.expireAccessToken("main")
 	s := e.serve()
 	base := "http://" + s.admin
 
@@ -337,7 +332,7 @@ func TestVaultPolicy_ShippedPolicyOnAnAppRoleIsEnoughForTheProxyAndNothingMore(t
 
 	// login, serve with a refresh, token info/list/delete: all with the policy.
 	e.login("main")
-	e.editRecord("main", ups.Test, func(r *vaultstore.Record) { r.Token.ExpiresAt = time.Now().Add(-time.Second) })
+	e.expireAccessToken("main")
 	s := e.serve()
 	resp, err := e.proxyClient(s).Do(legacyRequest(t, http.MethodPost, "https://wwwcie.ups.com/api/rating/v2409/Rate", rateBody(t)))
 	if err != nil {

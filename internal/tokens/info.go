@@ -99,7 +99,7 @@ func (b *Broker) Status() []Status {
 			st.Loaded = true
 			if s.rec.Token.AccessToken != "" || s.rec.Token.RefreshToken != "" {
 				st.Info = Describe(s.rec, now)
-				st.Grant = e.car().Grant
+				st.Grant = e.car().Grant // the config's, should the record predate a change
 			}
 			st.PendingWrite = s.dirty
 			if s.err != nil {
