@@ -75,6 +75,7 @@ func (c *cli) rootCmd() *cobra.Command {
 		c.configCmd(),
 		c.caCmd(),
 		c.sandboxCmd(),
+		c.notifyCmd(),
 		c.versionCmd(),
 	)
 	return root

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	vaultapi "github.com/hashicorp/vault/api"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"golang.org/x/net/netutil"
@@ -47,6 +48,12 @@ type daemon struct {
 	oauthHTTP *http.Client
 	// stopReminders ends the current reminder loop (restarted on reload).
 	stopReminders context.CancelFunc
+	// Notifications (notify.go): what they need, and how to stop them.
+	store    *vaultstore.Store
+	vault    *vaultapi.Client
+	metrics  *admin.Metrics
+	holder   string
+	notifier func()
 }
 
 func (c *cli) serve(ctx context.Context) error {
@@ -80,16 +87,18 @@ func (c *cli) serve(ctx context.Context) error {
 		return err
 	}
 	metrics := admin.NewMetrics(version, commit)
-	d := &daemon{c: c, cfg: cfg, log: log, level: level, oauthHTTP: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+	d := &daemon{c: c, cfg: cfg, log: log, level: level, oauthHTTP: &http.Client{Transport: tr, Timeout: 30 * time.Second},
+		store: store, vault: sess.Client(), metrics: metrics}
 
 	carriers, err := d.brokerCarriers(cfg)
 	if err != nil {
 		return err
 	}
 	host, _ := os.Hostname()
+	d.holder = fmt.Sprintf("%s/%d", host, os.Getpid())
 	d.broker, err = tokens.New(tokens.Options{
 		Store: store, Carriers: carriers, Logger: log.Named("tokens"), Metrics: metrics,
-		Holder: fmt.Sprintf("%s/%d", host, os.Getpid()),
+		Holder: d.holder,
 	})
 	if err != nil {
 		return err
@@ -146,6 +155,8 @@ func (c *cli) serve(ctx context.Context) error {
 
 	d.broker.Preload(ctx)
 	d.startReminders(ctx)
+	d.startNotifier(ctx)
+	defer d.stopNotifier()
 	go d.broker.RunRefresher(ctx, time.Second)
 
 	errc := make(chan error, 2)
@@ -248,8 +259,12 @@ func (d *daemon) reload(ctx context.Context) {
 	}
 	old := d.cfg
 	d.cfg = cfg
-	if old.Reminders != cfg.Reminders {
+	if !reflect.DeepEqual(old.Reminders, cfg.Reminders) {
 		d.startReminders(ctx)
+	}
+	if !reflect.DeepEqual(old.Reminders, cfg.Reminders) || !reflect.DeepEqual(old.Notify, cfg.Notify) ||
+		!reflect.DeepEqual(old.Carriers, cfg.Carriers) {
+		d.startNotifier(ctx)
 	}
 	d.log.Info("configuration reloaded", zap.Int("carriers", len(cfg.Carriers)), zap.Int("clients", len(cfg.Clients)))
 }

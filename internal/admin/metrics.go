@@ -54,6 +54,7 @@ type Metrics struct {
 	refreshes       *prometheus.CounterVec
 	accessExpiry    *prometheus.GaugeVec
 	refreshExpiry   *prometheus.GaugeVec
+	notifications   *prometheus.CounterVec
 
 	// children caches the curried series of ObserveRequest per label tuple
 	// (requestKey → *requestSeries): a sync.Map lookup with a struct key
@@ -108,6 +109,10 @@ func NewMetrics(version, commit string) *Metrics {
 		Name: "upsproxy_refresh_token_expiry_timestamp_seconds",
 		Help: "Unix time at which the current refresh token expires; absent for client-credentials carriers. Alert well before it: only a login renews it.",
 	}, []string{"carrier", "environment"})
+	m.notifications = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "upsproxy_notifications_total",
+		Help: "Reminder messages by channel, event and result: sent, failed (retried on the next pass) or dropped (queue full, retried on the next pass).",
+	}, []string{"channel", "event", "result"})
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "upsproxy_build_info",
 		Help: "Always 1; the labels tell which build is running.",
@@ -122,7 +127,7 @@ func NewMetrics(version, commit string) *Metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.requests, m.requestDuration, m.errors, m.refreshes, m.accessExpiry, m.refreshExpiry, buildInfo,
+		m.requests, m.requestDuration, m.errors, m.refreshes, m.accessExpiry, m.refreshExpiry, m.notifications, buildInfo,
 	)
 	return m
 }
@@ -223,6 +228,31 @@ func setOrDelete(g *prometheus.GaugeVec, carrier, env string, t time.Time) {
 		return
 	}
 	g.WithLabelValues(carrier, env).Set(float64(t.UnixMilli()) / 1000)
+}
+
+// The notification events and results (notify.Metrics.Notified).
+var (
+	notifyEvents  = []string{"expiring", "expired", "rejected", "failing", "renewed", "test"}
+	notifyResults = []string{"sent", "failed", "dropped"}
+)
+
+// Notified counts one reminder delivery (notify.Metrics). channel is a
+// configured channel name (checked like a carrier name); event and result
+// outside the known sets count as "other".
+func (m *Metrics) Notified(channel, event, result string) {
+	if m == nil {
+		return
+	}
+	m.notifications.WithLabelValues(carrierLabel(channel), oneOf(event, notifyEvents), oneOf(result, notifyResults)).Inc()
+}
+
+func oneOf(v string, known []string) string {
+	for _, k := range known {
+		if v == k {
+			return v
+		}
+	}
+	return LabelOther
 }
 
 // carrierLabel: the proxy reports a carrier it could not resolve as "".

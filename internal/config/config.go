@@ -43,6 +43,8 @@ type Config struct {
 	// Clients, when not empty, make proxy authentication mandatory.
 	Clients  []Client
 	Carriers []Carrier
+	// Notify are the reminder channels (email, webhooks).
+	Notify []Notify
 }
 
 // Carrier returns the carrier with the given name.

@@ -87,7 +87,8 @@ carrier "main" {
 	if cfg.Limits != defaultLimits() {
 		t.Errorf("limits = %+v, want %+v", cfg.Limits, defaultLimits())
 	}
-	if cfg.Reminders != (Reminders{WarnBefore: DefaultWarnBefore, Interval: DefaultReminderInterval}) {
+	if !reflect.DeepEqual(cfg.Reminders, Reminders{WarnBefore: DefaultWarnBefore, Interval: DefaultReminderInterval,
+		NotifyAt: DefaultNotifyAt, NotifyFailingAfter: DefaultNotifyFailing, NotifyInterval: DefaultNotifyInterval}) {
 		t.Errorf("reminders = %+v", cfg.Reminders)
 	}
 	want := VaultAppRoleAuth{RoleID: "r", SecretIDFile: "/etc/upsproxy/secret-id", MountPath: "approle"}
@@ -165,7 +166,8 @@ func TestTheFullFixtureDecodesEveryKeyIntoTypedFields(t *testing.T) {
 	if cfg.UPS.CAFile != filepath.Join(dir, "sim-ca.pem") {
 		t.Errorf("ups ca_file = %q", cfg.UPS.CAFile)
 	}
-	if cfg.Reminders != (Reminders{WarnBefore: 336 * time.Hour, Interval: 30 * time.Minute}) {
+	if !reflect.DeepEqual(cfg.Reminders, Reminders{WarnBefore: 336 * time.Hour, Interval: 30 * time.Minute,
+		NotifyAt: DefaultNotifyAt, NotifyFailingAfter: DefaultNotifyFailing, NotifyInterval: DefaultNotifyInterval}) {
 		t.Errorf("reminders = %+v", cfg.Reminders)
 	}
 	wantLimits := Limits{

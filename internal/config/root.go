@@ -34,6 +34,7 @@ type rawConfig struct {
 	Rewrites       []*rawRewrite `hcl:"rewrite,block"`
 	Clients        []*rawClient  `hcl:"client,block"`
 	Carriers       []*rawCarrier `hcl:"carrier,block"`
+	Notify         []*rawNotify  `hcl:"notify,block"`
 	Body           hcl.Body      `hcl:",body"`
 }
 

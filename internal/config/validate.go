@@ -102,6 +102,9 @@ func (r *rawConfig) build(ctx *hcl.EvalContext, dir string, decodeDiags hcl.Diag
 		cfg.Clients = append(cfg.Clients, c)
 	}
 
+	cfg.Notify, d = buildNotify(bd, r.Notify, cfg.Carriers)
+	add(d)
+
 	if len(r.Clients) == 0 && !isLoopbackListen(cfg.Listen) {
 		b := bd.block(r.Body, hcl.Range{})
 		add(hcl.Diagnostics{{
