@@ -42,6 +42,13 @@ path "secret/metadata/upsproxy/tokens/" {
   capabilities = ["list"]
 }
 
+# The notice records of the reminder channels (notify blocks): which
+# reminder went out, so that replicas send each one once. Read, create and
+# update with check-and-set, like the token records.
+path "secret/data/upsproxy/notify/*" {
+  capabilities = ["create", "read", "update"]
+}
+
 # The proxy's own token: look it up (token auth checks it at start) and
 # renew it before it expires. Vault's "default" policy grants both already;
 # they are repeated so that roles created with token_no_default_policy=true

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -123,18 +122,12 @@ func (s *Store) PutNotices(ctx context.Context, rec NoticeRecord) (int, error) {
 		return 0, fmt.Errorf("encode notice record %s/%s: %w", rec.Carrier, rec.Environment, err)
 	}
 	path := s.noticePath(rec.Carrier, rec.Environment)
+	// Unlike Put, a conflict is always reported, even when the stored
+	// record equals ours: two passes of one process can compute identical
+	// claims, and only one of them may deliver. A write whose answer was
+	// lost then looks like a lost claim, which lapses after its TTL: late,
+	// never twice.
 	v, err := s.write(ctx, path, data, rec.Version)
-	if errors.Is(err, ErrConflict) {
-		// As for token records: a retried write whose first attempt landed
-		// is not a conflict.
-		cur, gerr := s.GetNotices(ctx, rec.Carrier, rec.Environment)
-		if gerr == nil && cur.Version > rec.Version {
-			a, _ := json.Marshal(cur)
-			if bytes.Equal(a, b) {
-				return cur.Version, nil
-			}
-		}
-	}
 	if err != nil {
 		return 0, err
 	}
