@@ -89,6 +89,15 @@ ups {
 reminders {
   warn_before = "168h"
   interval    = "6h"
+
+  # notify blocks (below) get one "expiring" message as the refresh token
+  # crosses each of these thresholds before its expiry (only the tightest
+  # one crossed, if upsproxy starts late), once across all replicas.
+  notify_at = ["168h", "72h", "24h"]
+  # A "failing" message when token refreshes have failed this long.
+  notify_failing_after = "1h"
+  # How often each replica checks what is due.
+  notify_interval = "1m"
 }
 
 limits {
@@ -171,4 +180,45 @@ carrier "cie" {
   client_id     = "your-cie-client-id"
   client_secret = env("UPS_CIE_CLIENT_SECRET")
   merchant_id   = "X12345"
+}
+
+# Reminder channels: any number of notify blocks, each with a name and one
+# email or webhook block. Events: expiring (each notify_at threshold),
+# expired, rejected (UPS refused the refresh token), failing (refreshes
+# failing for notify_failing_after) and renewed (someone logged in after a
+# reminder). Each message names the carrier, environment, expiry, days left
+# and the exact `upsproxy login` command. Every message is sent once across
+# all replicas (recorded in Vault under <prefix>/notify/). Check a channel
+# with:  upsproxy notify test --channel NAME
+notify "shipping-mail" {
+  # Which events and carriers this channel hears about; absent: all.
+  events   = ["expiring", "expired", "rejected", "failing", "renewed"]
+  carriers = ["main"]
+
+  email {
+    host = "smtp.example.com" # required
+    port = 587                # default: 587 starttls, 465 implicit, 25 none
+    tls  = "starttls"         # starttls | implicit | none (a relay on this host; no password)
+    # PEM bundle trusted for the server's certificate (default: system roots).
+    # ca_file = "/etc/upsproxy/smtp-ca.pem"
+
+    # Optional authentication (the strongest mechanism the server offers).
+    username = "upsproxy@example.com"
+    password = env("SMTP_PASSWORD") # or file(...) or vault(...)
+
+    from = "upsproxy <upsproxy@example.com>" # required
+    to   = ["shipping@example.com"]           # required, one or more
+  }
+}
+
+# A webhook gets a POST with JSON: event, carrier, environment, threshold,
+# refresh_token_expires_at, days_left, command, console_url, at, and "text"
+# (the whole message) so Slack and Teams incoming webhooks show it as is.
+# Chat webhook URLs are credentials: keep them out of this file.
+notify "team-chat" {
+  webhook {
+    url = env("SLACK_WEBHOOK_URL") # required; env(), file(), vault() or a literal
+    # Extra request headers; use env() or file() for secret values.
+    # headers = { Authorization = env("HOOK_TOKEN") }
+  }
 }

@@ -14,6 +14,8 @@ const exampleConfig = "../../config/upsproxy.hcl"
 func TestTheShippedExampleConfigIsValidAndWarningFree(t *testing.T) {
 	t.Setenv("UPS_CLIENT_SECRET", "example-secret")
 	t.Setenv("UPS_CIE_CLIENT_SECRET", "example-cie-secret")
+	t.Setenv("SMTP_PASSWORD", "example-smtp-password")
+	t.Setenv("SLACK_WEBHOOK_URL", "https://hooks.example.com/services/T0/B0/x")
 	cfg, _, diags := Load(exampleConfig)
 	if len(diags) > 0 {
 		t.Fatalf("the example config has diagnostics:%s", describe(diags))
