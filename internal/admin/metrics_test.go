@@ -477,3 +477,23 @@ func FuzzObserveRequestLabels(f *testing.F) {
 		}
 	})
 }
+
+func TestNotificationsAreCountedByChannelEventAndResultWithUnknownValuesBounded(t *testing.T) {
+	m := NewMetrics("v", "c")
+	m.Notified("shipping-mail", "expiring", "sent")
+	m.Notified("shipping-mail", "expiring", "sent")
+	m.Notified("slack", "failing", "failed")
+	m.Notified("bad channel\xff", "made-up", "weird")
+	for _, c := range []struct {
+		labels map[string]string
+		want   float64
+	}{
+		{map[string]string{"channel": "shipping-mail", "event": "expiring", "result": "sent"}, 2},
+		{map[string]string{"channel": "slack", "event": "failing", "result": "failed"}, 1},
+		{map[string]string{"channel": LabelNone, "event": LabelOther, "result": LabelOther}, 1},
+	} {
+		if got := value(t, m.Registry(), "upsproxy_notifications_total", c.labels); got != c.want {
+			t.Errorf("%v = %v, want %v", c.labels, got, c.want)
+		}
+	}
+}
