@@ -332,3 +332,34 @@ type channelFunc struct {
 
 func (c channelFunc) Name() string                             { return c.name }
 func (c channelFunc) Send(ctx context.Context, ev Event) error { return c.send(ctx, ev) }
+
+func TestRefreshesFailingLongerThanFailingAfterSendOneMessageWithTheCauseAndASuccessEndsTheEpisode(t *testing.T) {
+	r := newRig(t, 0)
+	var view atomic.Pointer[RefreshView]
+	view.Store(&RefreshView{})
+	rp := r.start("r1", nil, func(o *Options) {
+		o.Refreshes = func(string, ups.Environment) RefreshView { return *view.Load() }
+	})
+	r.clock.Set(r.login.Add(3 * time.Hour))
+	view.Store(&RefreshView{At: r.clock.Now(), Result: "failed", Error: "UPS answered 503"})
+	r.passAll([]*replica{rp})
+	r.clock.Add(59 * time.Minute)
+	r.passAll([]*replica{rp})
+	r.expect("59 minutes", nil, nil)
+	r.clock.Add(time.Minute)
+	r.passAll([]*replica{rp})
+	r.passAll([]*replica{rp})
+	_, bodies := r.hook.got()
+	if len(bodies) != 1 || bodies[0]["event"] != "failing" || bodies[0]["error"] != "UPS answered 503" ||
+		!strings.Contains(fmt.Sprint(bodies[0]["text"]), "unable to refresh") {
+		t.Fatalf("webhook calls = %v", bodies)
+	}
+	// Another replica refreshed: a newer pair is stored; the old failure
+	// no longer counts.
+	r.newLogin(10 * 24 * time.Hour)
+	r.clock.Add(2 * time.Hour)
+	r.passAll([]*replica{rp})
+	if _, bodies := r.hook.got(); len(bodies) != 1 {
+		t.Errorf("a stale failure sent again: %v", bodies)
+	}
+}
