@@ -170,7 +170,7 @@ func TestWebhookPostsTheEventFieldsAndAPlainTextForChatTools(t *testing.T) {
 	for k, want := range map[string]any{
 		"event": "expiring", "carrier": "main", "environment": "production", "days_left": float64(2),
 		"threshold": "72h0m0s", "command": "upsproxy login --carrier main --env production",
-		"console_url": "https://console.example.com/carriers/main/production",
+		"console_url":              "https://console.example.com/carriers/main/production",
 		"refresh_token_expires_at": testNow.Add(71 * time.Hour).Format(time.RFC3339),
 	} {
 		if b[k] != want {

@@ -255,14 +255,16 @@ func TestAFailingWebhookIsRetriedWithBackoffThenLoggedAndRetriedNextPassWhileMai
 	r := newRig(t, 5) // the receiver fails its first 5 calls
 	core, logs := observer.New(zapcore.InfoLevel)
 	var sent, failed atomic.Int64
-	rp := r.start("r1", zap.New(core), func(o *Options) { o.Metrics = metricsFunc(func(ch, ev, res string) {
-		if ch == "chat" && res == "sent" {
-			sent.Add(1)
-		}
-		if ch == "chat" && res == "failed" {
-			failed.Add(1)
-		}
-	}) })
+	rp := r.start("r1", zap.New(core), func(o *Options) {
+		o.Metrics = metricsFunc(func(ch, ev, res string) {
+			if ch == "chat" && res == "sent" {
+				sent.Add(1)
+			}
+			if ch == "chat" && res == "failed" {
+				failed.Add(1)
+			}
+		})
+	})
 	r.clock.Set(r.login.Add(8 * 24 * time.Hour))
 
 	r.passAll([]*replica{rp}) // 3 attempts fail
