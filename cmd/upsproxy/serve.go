@@ -98,11 +98,12 @@ func (c *cli) serve(ctx context.Context) error {
 	d.holder = fmt.Sprintf("%s/%d", host, os.Getpid())
 	d.broker, err = tokens.New(tokens.Options{
 		Store: store, Carriers: carriers, Logger: log.Named("tokens"), Metrics: metrics,
-		Holder: d.holder,
+		Holder: d.holder, ErrorCode: proxy.TokenErrorCode,
 	})
 	if err != nil {
 		return err
 	}
+	d.initMetrics(cfg)
 	defer d.broker.Close()
 
 	var ca *proxy.CA
@@ -215,6 +216,13 @@ func (d *daemon) brokerCarriers(cfg *config.Config) ([]tokens.Carrier, error) {
 	return out, nil
 }
 
+// initMetrics shows every configured carrier's token counters at zero.
+func (d *daemon) initMetrics(cfg *config.Config) {
+	for i := range cfg.Carriers {
+		d.metrics.InitCarrier(cfg.Carriers[i].Name, cfg.Carriers[i].Environment)
+	}
+}
+
 func (d *daemon) startReminders(ctx context.Context) {
 	if d.stopReminders != nil {
 		d.stopReminders()
@@ -259,6 +267,7 @@ func (d *daemon) reload(ctx context.Context) {
 	}
 	old := d.cfg
 	d.cfg = cfg
+	d.initMetrics(cfg)
 	if !reflect.DeepEqual(old.Reminders, cfg.Reminders) {
 		d.startReminders(ctx)
 	}

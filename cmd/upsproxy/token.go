@@ -106,43 +106,6 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// Health of one carrier/environment's tokens, as list and check report it.
-const (
-	healthOK          = "ok"
-	healthExpiring    = "expiring"
-	healthExpired     = "expired"
-	healthRejected    = "rejected"
-	healthNotLoggedIn = "not logged in"
-	// healthNotFetched: a client_credentials carrier the proxy has not
-	// minted a token for yet, which it does on the first request.
-	healthNotFetched = "not fetched yet"
-)
-
-// health judges a stored record (nil: nothing stored) as of now: only the
-// refresh token matters, since the proxy renews access tokens itself.
-func health(grant string, rec *vaultstore.Record, now time.Time, warnBefore time.Duration) string {
-	switch {
-	case grant == config.GrantClientCredentials && rec == nil:
-		return healthNotFetched
-	case grant == config.GrantClientCredentials:
-		return healthOK
-	case rec == nil || (rec.Token.AccessToken == "" && rec.Token.RefreshToken == ""):
-		return healthNotLoggedIn
-	case rec.Rejected:
-		return healthRejected
-	}
-	exp := rec.Token.RefreshExpiresAt
-	switch {
-	case exp.IsZero():
-		return healthOK // UPS did not say; the proxy finds out when it refreshes
-	case !now.Before(exp):
-		return healthExpired
-	case exp.Sub(now) <= warnBefore:
-		return healthExpiring
-	}
-	return healthOK
-}
-
 // expiresIn says how long until t in whole days, as the reminders do.
 func expiresIn(t, now time.Time) string {
 	switch d := tokens.DaysLeft(t, now); d {
@@ -248,23 +211,18 @@ func listTokens(ctx context.Context, cfg *config.Config, store *vaultstore.Store
 // recordRow describes one carrier/environment; rec is nil when nothing is
 // stored.
 func recordRow(cfg *config.Config, k vaultstore.Key, rec *vaultstore.Record, now time.Time) tokenRow {
-	row := tokenRow{Carrier: k.Carrier, Environment: k.Environment, Grant: config.GrantAuthorizationCode}
+	sub := tokens.Subject{Carrier: k.Carrier, Environment: k.Environment}
 	car, inConfig := cfg.Carrier(k.Carrier)
 	if inConfig {
-		row.Grant = car.Grant
+		sub.Grant, sub.Inactive = car.Grant, car.Inactive
 	}
-	if rec != nil {
-		if rec.Grant != "" {
-			row.Grant = rec.Grant
-		}
-		row.AccessExpires, row.RefreshExpires = rec.Token.ExpiresAt, rec.Token.RefreshExpiresAt
-		if row.Grant != config.GrantClientCredentials && !row.RefreshExpires.IsZero() {
-			d := tokens.DaysLeft(row.RefreshExpires, now)
-			row.DaysLeft = &d
-		}
+	if rec != nil && rec.Grant != "" {
+		sub.Grant = rec.Grant // what the stored tokens are
 	}
-	row.Status = health(row.Grant, rec, now, cfg.Reminders.WarnBefore)
-	login := tokens.LoginCommand(k.Carrier, k.Environment)
+	h := tokens.Assess(sub, rec, now, cfg.Reminders.WarnBefore)
+	row := tokenRow{Carrier: k.Carrier, Environment: k.Environment, Grant: h.Grant, Status: string(h.State),
+		AccessExpires: h.AccessExpires, RefreshExpires: h.RefreshExpires, DaysLeft: h.DaysLeft}
+	login := h.LoginCommand
 	switch {
 	case !inConfig:
 		row.Warning = "not in config"
@@ -275,14 +233,14 @@ func recordRow(cfg *config.Config, k vaultstore.Key, rec *vaultstore.Record, now
 		row.Warning = "inactive"
 	default:
 		row.InConfig, row.Active = true, true
-		switch row.Status {
-		case healthExpiring:
+		switch h.State {
+		case tokens.StateExpiring:
 			row.Warning = fmt.Sprintf("expires in %s: run %s", expiresIn(row.RefreshExpires, now), login)
-		case healthExpired:
+		case tokens.StateExpired:
 			row.Warning = "EXPIRED: run " + login
-		case healthRejected:
+		case tokens.StateRejected:
 			row.Warning = "REJECTED: run " + login
-		case healthNotLoggedIn:
+		case tokens.StateNotLoggedIn:
 			row.Warning = "run " + login
 		}
 	}
@@ -418,23 +376,18 @@ func (c *cli) checkTokens(ctx context.Context, now time.Time) checkReport {
 // problemOf is what check reports about one carrier, if anything.
 func problemOf(car *config.Carrier, rec *vaultstore.Record, now time.Time, warnBefore time.Duration) (checkProblem, bool) {
 	env := car.Environment
-	p := checkProblem{Severity: "CRITICAL", Carrier: car.Name, Environment: env, Command: tokens.LoginCommand(car.Name, env)}
-	if rec != nil {
-		p.RefreshExpires = rec.Token.RefreshExpiresAt
-		if !p.RefreshExpires.IsZero() {
-			d := tokens.DaysLeft(p.RefreshExpires, now)
-			p.DaysLeft = &d
-		}
-	}
+	h := tokens.Assess(tokens.Subject{Carrier: car.Name, Environment: env, Grant: car.Grant, Inactive: car.Inactive}, rec, now, warnBefore)
+	p := checkProblem{Severity: "CRITICAL", Carrier: car.Name, Environment: env, Command: tokens.LoginCommand(car.Name, env),
+		Problem: string(h.State), RefreshExpires: h.RefreshExpires, DaysLeft: h.DaysLeft}
 	what := ""
-	switch p.Problem = health(car.Grant, rec, now, warnBefore); p.Problem {
-	case healthNotLoggedIn:
+	switch h.State {
+	case tokens.StateNotLoggedIn:
 		what = "not logged in"
-	case healthRejected:
-		what = "refresh token rejected by UPS at " + fmtTime(rec.RejectedAt)
-	case healthExpired:
+	case tokens.StateRejected:
+		what = "refresh token rejected by UPS at " + fmtTime(h.RejectedAt)
+	case tokens.StateExpired:
 		what = "refresh token expired at " + fmtTime(p.RefreshExpires)
-	case healthExpiring:
+	case tokens.StateExpiring:
 		p.Severity = "WARNING"
 		what = fmt.Sprintf("refresh token expires in %s (%s)", expiresIn(p.RefreshExpires, now), fmtTime(p.RefreshExpires))
 	default:
@@ -517,13 +470,14 @@ func (c *cli) tokenRefresh(ctx context.Context, carrierName, envName string) err
 		return fmt.Errorf("reading the tokens from Vault: %w", err)
 	}
 	if car.Grant != config.GrantClientCredentials {
-		switch health(car.Grant, &old, now, 0) {
-		case healthRejected:
-			return fmt.Errorf("UPS rejected the refresh token of carrier %q (%s) at %s: run %s", car.Name, env, fmtTime(old.RejectedAt), tokens.LoginCommand(car.Name, env))
-		case healthExpired:
-			return fmt.Errorf("the refresh token of carrier %q (%s) expired at %s: run %s", car.Name, env, fmtTime(old.Token.RefreshExpiresAt), tokens.LoginCommand(car.Name, env))
-		case healthNotLoggedIn:
-			return fmt.Errorf("no tokens stored for carrier %q (%s): run %s", car.Name, env, tokens.LoginCommand(car.Name, env))
+		// Nothing UPS would honour: say so without asking it.
+		switch h := tokens.Assess(tokens.Subject{Carrier: car.Name, Environment: env, Grant: car.Grant}, &old, now, 0); h.State {
+		case tokens.StateRejected:
+			return fmt.Errorf("UPS rejected the refresh token of carrier %q (%s) at %s: run %s", car.Name, env, fmtTime(h.RejectedAt), h.LoginCommand)
+		case tokens.StateExpired:
+			return fmt.Errorf("the refresh token of carrier %q (%s) expired at %s: run %s", car.Name, env, fmtTime(h.RefreshExpires), h.LoginCommand)
+		case tokens.StateNotLoggedIn:
+			return fmt.Errorf("no tokens stored for carrier %q (%s): run %s", car.Name, env, h.LoginCommand)
 		}
 	}
 	oc, err := standaloneOAuth(cfg, car, env)
@@ -550,15 +504,13 @@ func (c *cli) tokenRefresh(ctx context.Context, carrierName, envName string) err
 	}
 	defer broker.Close()
 
-	// The same path a proxy replica takes: lease, refresh, check-and-set.
+	// The same path a proxy replica takes: lease, one refresh,
+	// check-and-set, retried until Vault has the new pair.
 	if _, err := broker.ForceRefresh(work, car.Name, env); err != nil {
-		if errors.Is(err, tokens.ErrRefreshFailed) {
-			err = lastRefreshError(broker, car.Name, env)
+		if errors.Is(err, tokens.ErrNotStored) {
+			return fmt.Errorf("the new tokens of carrier %q (%s) could not be written to Vault, and UPS has spent the old refresh token: %w", car.Name, env, err)
 		}
 		return refreshError(car.Name, env, err)
-	}
-	if err := flushBroker(work, broker); err != nil {
-		return fmt.Errorf("the new tokens of carrier %q (%s) could not be written to Vault, and UPS has spent the old refresh token: %w", car.Name, env, err)
 	}
 	cur, err := store.Get(work, car.Name, env)
 	if err != nil {
@@ -574,34 +526,6 @@ func (c *cli) tokenRefresh(ctx context.Context, carrierName, envName string) err
 		fmt.Fprintln(c.errOut, "Interrupted, but the refresh had already started: it was completed and stored.")
 	}
 	return nil
-}
-
-// flushBroker lands the new pair in Vault, retrying for a while: it holds
-// the only valid refresh token.
-func flushBroker(ctx context.Context, b *tokens.Broker) error {
-	var err error
-	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		if err = b.Flush(ctx); err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(wait):
-		}
-	}
-}
-
-// lastRefreshError explains a renewal that left the old access token in
-// place: the broker keeps serving a still-valid token after a failed
-// refresh, and records why in its status.
-func lastRefreshError(b *tokens.Broker, carrier string, env ups.Environment) error {
-	for _, st := range b.Status() {
-		if st.Carrier == carrier && st.Environment == env && st.LastError != "" {
-			return fmt.Errorf("%w: %s", tokens.ErrRefreshFailed, st.LastError)
-		}
-	}
-	return fmt.Errorf("%w: UPS issued no new token", tokens.ErrRefreshFailed)
 }
 
 // refreshError turns a broker error into one line saying what to do.

@@ -52,6 +52,7 @@ type Metrics struct {
 	requestDuration *prometheus.HistogramVec
 	errors          *prometheus.CounterVec
 	refreshes       *prometheus.CounterVec
+	refused         *prometheus.CounterVec
 	accessExpiry    *prometheus.GaugeVec
 	refreshExpiry   *prometheus.GaugeVec
 	notifications   *prometheus.CounterVec
@@ -101,6 +102,10 @@ func NewMetrics(version, commit string) *Metrics {
 		Name: "upsproxy_token_refreshes_total",
 		Help: "Token refresh attempts by result: ok, rejected (log in again), failed (transient) or adopted (another replica refreshed).",
 	}, []string{"carrier", "environment", "result"})
+	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "upsproxy_token_refused_total",
+		Help: "UPS answered 401 to an access token the proxy had just renewed, so it passed the 401 on instead of renewing again: the UPS app most likely lacks the API product of the call.",
+	}, []string{"carrier", "environment"})
 	m.accessExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "upsproxy_access_token_expiry_timestamp_seconds",
 		Help: "Unix time at which the current access token expires.",
@@ -127,7 +132,7 @@ func NewMetrics(version, commit string) *Metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.requests, m.requestDuration, m.errors, m.refreshes, m.accessExpiry, m.refreshExpiry, m.notifications, buildInfo,
+		m.requests, m.requestDuration, m.errors, m.refreshes, m.refused, m.accessExpiry, m.refreshExpiry, m.notifications, buildInfo,
 	)
 	return m
 }
@@ -141,9 +146,11 @@ func (m *Metrics) Registry() *prometheus.Registry {
 	return m.reg
 }
 
-// InitCarrier creates the refresh counters of a configured carrier and
-// environment at zero, so that the first rejected refresh shows as an
-// increase (increase() and rate() cannot see a series' first sample).
+// InitCarrier creates the token counters of a configured carrier and
+// environment at zero (every refresh result, and refused tokens), so that
+// the first rejected refresh shows as an increase (increase() and rate()
+// cannot see a series' first sample). serve calls it for every configured
+// carrier at start-up and on reload.
 func (m *Metrics) InitCarrier(carrier string, env ups.Environment) {
 	if m == nil {
 		return
@@ -152,6 +159,7 @@ func (m *Metrics) InitCarrier(carrier string, env ups.Environment) {
 	for _, r := range refreshResults {
 		m.refreshes.WithLabelValues(c, e, r)
 	}
+	m.refused.WithLabelValues(c, e)
 }
 
 // ObserveRequest records one proxied request: status is the HTTP status the
@@ -207,6 +215,15 @@ func (m *Metrics) Refreshed(carrier string, env ups.Environment, result string) 
 		return
 	}
 	m.refreshes.WithLabelValues(carrierLabel(carrier), envLabel(env), resultLabel(result)).Inc()
+}
+
+// Refused counts a 401 from UPS to a token the broker will not renew
+// again (tokens.Metrics).
+func (m *Metrics) Refused(carrier string, env ups.Environment) {
+	if m == nil {
+		return
+	}
+	m.refused.WithLabelValues(carrierLabel(carrier), envLabel(env)).Inc()
 }
 
 // Expiries sets the expiry gauges of the current token pair

@@ -497,3 +497,20 @@ func TestNotificationsAreCountedByChannelEventAndResultWithUnknownValuesBounded(
 		}
 	}
 }
+
+func TestRefusedTokensAreCountedPerCarrierFromZero(t *testing.T) {
+	m := NewMetrics("", "")
+	m.InitCarrier("main", ups.Test)
+	if got := value(t, m.Registry(), "upsproxy_token_refused_total", labels{"carrier": "main", "environment": "test"}); got != 0 {
+		t.Fatalf("at start-up: %v, want 0", got)
+	}
+	m.Refused("main", ups.Test)
+	m.Refused("main", ups.Test)
+	m.Refused("bad carrier\xff", ups.Environment("nope"))
+	if got := value(t, m.Registry(), "upsproxy_token_refused_total", labels{"carrier": "main", "environment": "test"}); got != 2 {
+		t.Errorf("after two refusals: %v, want 2", got)
+	}
+	if got := value(t, m.Registry(), "upsproxy_token_refused_total", labels{"carrier": "none", "environment": "none"}); got != 1 {
+		t.Errorf("an unknown carrier's refusal: %v, want 1 under none/none", got)
+	}
+}

@@ -286,17 +286,16 @@ func clientError(err error) *proxyError {
 	var te *tokenError
 	if errors.As(err, &te) {
 		var expired *tokens.RefreshExpiredError
-		switch {
-		case errors.As(te.err, &expired):
+		switch TokenErrorCode(te.err) {
+		case CodeRefreshTokenExpired:
 			// Its text is SPEC's message, naming the login to run.
+			errors.As(te.err, &expired)
 			return newProxyError(CodeRefreshTokenExpired, expired.Error())
-		case errors.Is(te.err, tokens.ErrNotLoggedIn):
+		case CodeNotLoggedIn:
 			return te.route.errs.notLoggedIn
-		case errors.Is(te.err, tokens.ErrRefreshFailed):
+		case CodeTokenRefreshFailed:
 			return te.route.errs.refreshFailed
 		default:
-			// ErrStoreUnavailable, and anything a TokenSource should not
-			// have returned: either way no token can be had right now.
 			return te.route.errs.storeUnavailable
 		}
 	}
@@ -308,6 +307,27 @@ func clientError(err error) *proxyError {
 		return ue.route.errs.upstreamUnavailable
 	}
 	return errForwardFailed
+}
+
+// TokenErrorCode is the code a client gets for an error of the token
+// broker ("" for nil): clientError's own table, exported so that /status
+// and the broker's logs name the same code (cmd injects it as
+// tokens.Options.ErrorCode; tokens cannot import proxy).
+func TokenErrorCode(err error) string {
+	var expired *tokens.RefreshExpiredError
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &expired):
+		return CodeRefreshTokenExpired
+	case errors.Is(err, tokens.ErrNotLoggedIn):
+		return CodeNotLoggedIn
+	case errors.Is(err, tokens.ErrRefreshFailed):
+		return CodeTokenRefreshFailed
+	}
+	// ErrStoreUnavailable, and anything a TokenSource should not have
+	// returned: either way no token can be had right now.
+	return CodeTokenStoreUnavailable
 }
 
 func isTimeout(err error) bool {

@@ -46,7 +46,14 @@ type Metrics interface {
 	Refreshed(carrier string, env ups.Environment, result string)
 	// Expiries reports the current pair's expiry times.
 	Expiries(carrier string, env ups.Environment, access, refresh time.Time)
+	// Refused counts a 401 from UPS to a token the broker will not renew
+	// again (see Invalidate): the UPS app most likely lacks the API product.
+	Refused(carrier string, env ups.Environment)
 }
+
+// DefaultForcedRenewalFloor is the least time between two renewals forced
+// by UPS refusing a token (Options.ForcedRenewalFloor).
+const DefaultForcedRenewalFloor = 5 * time.Minute
 
 // Carrier is one carrier/environment pair the broker serves.
 type Carrier struct {
@@ -88,6 +95,17 @@ type Options struct {
 	// LeasePoll is how often a replica waiting on another's lease re-reads
 	// the store. Default 200ms.
 	LeasePoll time.Duration
+	// ForcedRenewalFloor is the least time between two renewals forced by
+	// UPS answering 401 to a token (Invalidate), across all replicas.
+	// Default DefaultForcedRenewalFloor.
+	ForcedRenewalFloor time.Duration
+	// After waits like time.After; with Clock it is the broker's time
+	// (tests inject both). Default time.After.
+	After func(time.Duration) <-chan time.Time
+	// ErrorCode is the client-facing code of a broker error: the proxy's
+	// one mapper (proxy.TokenErrorCode), injected so that logs and /status
+	// name the code a client gets. nil leaves codes out.
+	ErrorCode func(error) string
 }
 
 type key struct {
@@ -122,8 +140,14 @@ type entry struct {
 	retrying atomic.Bool
 	// status for /status: last refresh result and error.
 	lastRefresh atomic.Pointer[refreshResult]
-	// refused is the access token UPS last answered 401 to.
+	// refused is the access token UPS last answered 401 to, when a renewal
+	// was allowed for it.
 	refused atomic.Pointer[string]
+	// declined counts 401s to tokens the broker would not renew again;
+	// declinedAt is the last one, declineLogged when it was last logged.
+	declined      atomic.Int64
+	declinedAt    atomic.Pointer[time.Time]
+	declineLogged atomic.Pointer[time.Time]
 	// backoff after transient refresh failures (guarded by the flight).
 	failures  int
 	failUntil time.Time
@@ -142,9 +166,12 @@ type Broker struct {
 	log     *zap.Logger
 	now     func() time.Time
 	entries atomic.Pointer[map[key]*entry]
-	flight  singleflight.Group
-	done    chan struct{}
-	close   sync.Once
+	// warnBefore is the reminder window RunReminders was given, for the
+	// verdicts on /status.
+	warnBefore atomic.Int64
+	flight     singleflight.Group
+	done       chan struct{}
+	close      sync.Once
 }
 
 // New builds a broker for the given carriers. It does not contact Vault:
@@ -179,6 +206,12 @@ func New(opts Options) (*Broker, error) {
 	}
 	if opts.LeasePoll <= 0 {
 		opts.LeasePoll = 200 * time.Millisecond
+	}
+	if opts.ForcedRenewalFloor <= 0 {
+		opts.ForcedRenewalFloor = DefaultForcedRenewalFloor
+	}
+	if opts.After == nil {
+		opts.After = time.After
 	}
 	if opts.Holder == "" {
 		opts.Holder = fmt.Sprintf("upsproxy-%08x", rand.Uint32())
@@ -263,22 +296,36 @@ func (b *Broker) Token(ctx context.Context, carrier string, env ups.Environment)
 		}
 	}
 	s, err := b.renew(ctx, e, b.needsRenewal)
-	if err != nil {
+	if s == nil {
 		return "", err
 	}
-	return s.rec.Token.AccessToken, nil
+	return s.rec.Token.AccessToken, nil // err: a failed renewal; the token still works
 }
 
-// Invalidate tells the broker UPS refused token (401): the next Token call
-// renews it through the lease, unless a newer token is already in use or
-// stored by another replica.
+// Invalidate tells the broker UPS refused token (401/250002): the next
+// Token call renews it through the lease, unless a newer token is already
+// in use or stored by another replica.
+//
+// A 401 cannot drive refreshes, though. UPS also answers 401/250002 when
+// the UPS app lacks the called API's product, whatever the token, and each
+// renewal spends a single-use refresh token against UPS's rate limits. So a
+// token minted by a forced renewal is never force-renewed again, and no
+// forced renewal follows another within ForcedRenewalFloor. Both facts are
+// in the stored record (ForcedRenewalAt), so they hold across replicas;
+// renewShared checks them again on the record it read under the lease.
+// A refused token that is not renewed is logged (ERROR, at most once per
+// floor), counted (Metrics.Refused) and shown on /status.
 func (b *Broker) Invalidate(carrier string, env ups.Environment, token string) {
 	e, ok := b.entryMap()[key{carrier, env}]
 	if !ok || token == "" {
 		return
 	}
-	e.refused.Store(&token)
 	s := e.cur.Load()
+	if s != nil && s.err == nil && s.rec.Token.AccessToken == token && !b.forcedRenewalAllowed(s.rec) {
+		b.declineRenewal(e, s.rec)
+		return
+	}
+	e.refused.Store(&token)
 	if s == nil || s.err != nil || s.rec.Token.AccessToken != token {
 		return
 	}
@@ -287,26 +334,98 @@ func (b *Broker) Invalidate(carrier string, env ups.Environment, token string) {
 	e.cur.CompareAndSwap(s, &n)
 }
 
-// ForceRefresh renews the carrier/environment's tokens now, with the same
-// coordination as the proxy (`upsproxy token refresh`).
+// forcedRenewalAllowed reports whether UPS's 401 to rec's access token may
+// renew it: not when a forced renewal minted it, nor within the floor of
+// the last forced renewal.
+func (b *Broker) forcedRenewalAllowed(rec vaultstore.Record) bool {
+	last := rec.ForcedRenewalAt
+	if last.IsZero() {
+		return true
+	}
+	if last.Equal(rec.LastRefresh) {
+		return false // this very pair came from a forced renewal
+	}
+	return !b.now().Before(last.Add(b.opts.ForcedRenewalFloor))
+}
+
+// declineRenewal records a 401 to a token the broker will not renew: the
+// client gets UPS's 401 as it is.
+func (b *Broker) declineRenewal(e *entry, rec vaultstore.Record) {
+	now := b.now()
+	e.declinedAt.Store(&now) // before the count: Status reads them in the other order
+	e.declined.Add(1)
+	if b.opts.Metrics != nil {
+		b.opts.Metrics.Refused(e.car().Name, e.car().Environment)
+	}
+	if last := e.declineLogged.Load(); last != nil && now.Before(last.Add(b.opts.ForcedRenewalFloor)) {
+		return
+	}
+	e.declineLogged.Store(&now)
+	b.logger(e).Error(RefusedHint,
+		zap.Time("token_issued_at", rec.Token.IssuedAt),
+		zap.Time("last_forced_renewal_at", rec.ForcedRenewalAt),
+		zap.Int64("refused_so_far", e.declined.Load()),
+		zap.Duration("logged_at_most_every", b.opts.ForcedRenewalFloor))
+}
+
+// RefusedHint explains a 401 to a token the broker just renewed.
+const RefusedHint = "UPS refused an access token that was just renewed: the UPS app most likely lacks the API product " +
+	"of the call (add it on developer.ups.com); upsproxy passes UPS's 401 on and does not renew the token again"
+
+// ForceRefresh renews the carrier/environment's tokens now, once, with the
+// same coordination as the proxy (`upsproxy token refresh`): one rotation at
+// UPS, or none if another replica rotates the pair meanwhile (then that pair
+// is returned). It returns once Vault holds the new pair, retrying the
+// write with backoff until ctx ends. Errors say what happened:
+// ErrNotLoggedIn, *RefreshExpiredError, ErrStoreUnavailable (nothing was
+// spent), ErrRefreshFailed wrapping UPS's answer, or ErrNotStored (UPS
+// rotated the pair but Vault has not accepted it; it stays in memory).
 func (b *Broker) ForceRefresh(ctx context.Context, carrier string, env ups.Environment) (vaultstore.Record, error) {
 	e, ok := b.entryMap()[key{carrier, env}]
 	if !ok {
 		return vaultstore.Record{}, ErrNotLoggedIn
 	}
-	tok, err := b.Token(ctx, carrier, env)
-	if err != nil {
-		return vaultstore.Record{}, err
+	// The first pair looked at is renewed; after waiting for another
+	// replica's lease, a pair it rotated counts as renewed.
+	var first *string
+	due := func(s *state) bool {
+		if first == nil {
+			tok := s.rec.Token.AccessToken
+			first = &tok
+			return true
+		}
+		return s.rec.Token.AccessToken == *first || b.needsRenewal(s)
 	}
-	b.Invalidate(carrier, env, tok)
-	s, err := b.renew(ctx, e, b.needsRenewal)
-	if err != nil {
-		return vaultstore.Record{}, err
+	var s *state
+	// A renewal already under way (a request's) does not call due: then
+	// ours starts after it.
+	for attempt := 0; attempt < 2 && first == nil; attempt++ {
+		var err error
+		if s, err = b.renew(ctx, e, due); err != nil {
+			return vaultstore.Record{}, err
+		}
 	}
-	if s.rec.Token.AccessToken == tok {
+	if first != nil && s.rec.Token.AccessToken == *first {
 		return s.rec, fmt.Errorf("%w: UPS issued no new token", ErrRefreshFailed)
 	}
-	return s.rec, nil
+	if err := b.storeNow(ctx, e); err != nil {
+		return e.cur.Load().rec, err
+	}
+	return e.cur.Load().rec, nil
+}
+
+// storeNow makes sure Vault holds the entry's pair, retrying the write
+// with backoff until it lands or ctx ends.
+func (b *Broker) storeNow(ctx context.Context, e *entry) error {
+	pending := func() bool { s := e.cur.Load(); return s != nil && s.dirty }
+	if !pending() {
+		return nil
+	}
+	log := b.logger(e)
+	if retryBackoff(ctx, b, 250*time.Millisecond, 5*time.Second, func() bool { return !pending() || b.persist(e, log) }) {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrNotStored, context.Cause(ctx))
 }
 
 // needsRenewal is the in-request test: no usable state, or near expiry.
@@ -320,7 +439,9 @@ func (b *Broker) proactiveDue(s *state) bool {
 }
 
 // renew loads or refreshes the entry's tokens, once for all concurrent
-// callers. The work runs detached from any one request's context so a
+// callers. It returns the state to use (nil when no token can be had) and
+// why it was not renewed as due (nil when it was, or was not due): a
+// failed renewal may leave a still-valid token to use. The work runs detached from any one request's context so a
 // client hanging up cannot abort a refresh half-way (after UPS has spent
 // the refresh token but before Vault has the new one).
 func (b *Broker) renew(ctx context.Context, e *entry, due func(*state) bool) (*state, error) {
@@ -329,10 +450,8 @@ func (b *Broker) renew(ctx context.Context, e *entry, due func(*state) bool) (*s
 	})
 	select {
 	case res := <-ch:
-		if res.Err != nil {
-			return nil, res.Err
-		}
-		return res.Val.(*state), nil
+		s, _ := res.Val.(*state)
+		return s, res.Err
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -385,9 +504,29 @@ func (b *Broker) storeCtx() (context.Context, context.CancelFunc) {
 // renewShared runs inside the single flight of an entry.
 func (b *Broker) renewShared(e *entry, due func(*state) bool) (*state, error) {
 	log := b.logger(e)
+	// forced is set when the last due(s) was true only because UPS refused
+	// s's token: the renewal is then marked in the record (ForcedRenewalAt).
+	forced := false
 	if bad := e.refused.Load(); bad != nil {
 		inner := due
-		due = func(s *state) bool { return inner(s) || s.rec.Token.AccessToken == *bad }
+		due = func(s *state) bool {
+			forced = false
+			if inner(s) {
+				return true
+			}
+			if s.rec.Token.AccessToken != *bad {
+				return false
+			}
+			// Judged again on this record: another replica may have
+			// force-renewed since (see Invalidate).
+			if !b.forcedRenewalAllowed(s.rec) {
+				e.refused.CompareAndSwap(bad, nil)
+				b.declineRenewal(e, s.rec)
+				return false
+			}
+			forced = true
+			return true
+		}
 	}
 	cur := e.cur.Load()
 	if cur != nil && cur.dirty {
@@ -400,13 +539,13 @@ func (b *Broker) renewShared(e *entry, due func(*state) bool) (*state, error) {
 			if !due(cur) {
 				return cur, nil
 			}
-			return b.refresh(e, cur, cur.rec.Version, log)
+			return b.refresh(e, cur, cur.rec.Version, forced, log)
 		}
 	}
 	if b.now().Before(e.failUntil) {
 		// UPS's token endpoint failed moments ago: don't hammer it.
 		if b.usable(cur) {
-			return cur, nil
+			return cur, e.failErr
 		}
 		return nil, e.failErr
 	}
@@ -422,7 +561,7 @@ func (b *Broker) renewShared(e *entry, due func(*state) bool) (*state, error) {
 			rec = vaultstore.Record{Carrier: e.car().Name, Environment: e.car().Environment, Grant: GrantClientCredentials}
 		case err != nil:
 			if b.usable(cur) {
-				return cur, nil // Vault is away; the token in memory still works
+				return cur, err // Vault is away; the token in memory still works
 			}
 			return nil, err
 		}
@@ -442,10 +581,11 @@ func (b *Broker) renewShared(e *entry, due func(*state) bool) (*state, error) {
 			if b.waitLease(e, rec) {
 				continue // re-read: the holder finished or gave up
 			}
+			err := fmt.Errorf("%w: timed out waiting for another replica's refresh", ErrRefreshFailed)
 			if b.usable(cur) {
-				return cur, nil
+				return cur, err
 			}
-			return nil, fmt.Errorf("%w: timed out waiting for another replica's refresh", ErrRefreshFailed)
+			return nil, err
 		}
 		// Claim the lease with check-and-set on the version just read.
 		claim := rec
@@ -459,13 +599,14 @@ func (b *Broker) renewShared(e *entry, due func(*state) bool) (*state, error) {
 			continue // someone else wrote first: look again
 		case err != nil:
 			log.Warn("cannot claim the refresh lease in Vault", zap.Error(err))
+			err = fmt.Errorf("%w: %v", ErrStoreUnavailable, err)
 			if b.usable(cur) {
-				return cur, nil
+				return cur, err
 			}
-			return nil, fmt.Errorf("%w: %v", ErrStoreUnavailable, err)
+			return nil, err
 		}
 		claim.Version = v
-		return b.refresh(e, b.newState(claim, false, nil, ""), v, log)
+		return b.refresh(e, b.newState(claim, false, nil, ""), v, forced, log)
 	}
 }
 
@@ -488,12 +629,14 @@ func (b *Broker) read(e *entry) (vaultstore.Record, error) {
 // It returns true when the record changed or the lease lapsed (re-read and
 // decide again), false on timeout.
 func (b *Broker) waitLease(e *entry, held vaultstore.Record) bool {
-	deadline := time.Now().Add(b.opts.LeaseTTL + b.opts.StoreTimeout)
-	for time.Now().Before(deadline) {
+	wait := b.opts.LeaseTTL + b.opts.StoreTimeout
+	deadline := b.now().Add(wait)
+	// The poll count bounds the wait too, should the clock stand still.
+	for polls := int64(wait/b.opts.LeasePoll) + 1; polls > 0 && b.now().Before(deadline); polls-- {
 		select {
 		case <-b.done:
 			return false
-		case <-time.After(b.opts.LeasePoll):
+		case <-b.opts.After(b.opts.LeasePoll):
 		}
 		rec, err := b.read(e)
 		if err != nil && !errors.Is(err, ErrNotLoggedIn) {
@@ -507,26 +650,29 @@ func (b *Broker) waitLease(e *entry, held vaultstore.Record) bool {
 }
 
 // recordError is the error a stored record condemns requests to, if any.
+// It is Assess's verdict: the one judge of token health.
 func (b *Broker) recordError(c Carrier, rec vaultstore.Record) error {
-	if c.Grant == GrantClientCredentials {
-		return nil
+	return Assess(c.subject(), &rec, b.now(), 0).Err()
+}
+
+// subject is what Assess judges of a configured carrier.
+func (c Carrier) subject() Subject {
+	return Subject{Carrier: c.Name, Environment: c.Environment, Grant: c.Grant, Inactive: c.Inactive}
+}
+
+// code is the client-facing code of err as the proxy's mapper names it,
+// as a log field (none without a mapper).
+func (b *Broker) code(err error) zap.Field {
+	if b.opts.ErrorCode == nil || err == nil {
+		return zap.Skip()
 	}
-	if rec.Rejected {
-		return &RefreshExpiredError{Carrier: c.Name, Environment: c.Environment, ExpiredAt: rec.RejectedAt, Rejected: true}
-	}
-	if rec.Token.RefreshToken == "" && rec.Token.AccessToken == "" {
-		return ErrNotLoggedIn
-	}
-	now := b.now()
-	if exp := rec.Token.RefreshExpiresAt; !exp.IsZero() && !now.Before(exp) && !now.Before(rec.Token.ExpiresAt) {
-		return &RefreshExpiredError{Carrier: c.Name, Environment: c.Environment, ExpiredAt: exp}
-	}
-	return nil
+	return zap.String("error_code", b.opts.ErrorCode(err))
 }
 
 // refresh obtains a new pair from UPS (the caller holds the lease, or the
 // only copy of the refresh token) and stores it at check-and-set version v.
-func (b *Broker) refresh(e *entry, cur *state, v int, log *zap.Logger) (*state, error) {
+// forced: UPS refused cur's access token (Invalidate); the record says so.
+func (b *Broker) refresh(e *entry, cur *state, v int, forced bool, log *zap.Logger) (*state, error) {
 	c := *e.car()
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.OAuthTimeout)
 	defer cancel()
@@ -543,11 +689,10 @@ func (b *Broker) refresh(e *entry, cur *state, v int, log *zap.Logger) (*state, 
 			rerr := &RefreshExpiredError{Carrier: c.Name, Environment: c.Environment, ExpiredAt: exp}
 			log.Error("refresh token expired: an admin must log in again",
 				zap.Time("refresh_token_expires_at", exp), zap.Int("days_left", 0),
-				zap.String("error_code", "UPSPROXY_REFRESH_TOKEN_EXPIRED"),
-				zap.String("command", LoginCommand(c.Name, c.Environment)))
+				b.code(rerr), zap.String("command", LoginCommand(c.Name, c.Environment)))
 			b.releaseLease(e, cur.rec, v, log)
 			if b.usable(cur) {
-				return cur, nil
+				return cur, rerr
 			}
 			e.cur.Store(b.newState(cur.rec, false, rerr, ""))
 			return nil, rerr
@@ -573,6 +718,10 @@ func (b *Broker) refresh(e *entry, cur *state, v int, log *zap.Logger) (*state, 
 	rec.Rejected, rec.RejectedAt = false, time.Time{}
 	rec.LeaseHolder, rec.LeaseUntil = "", time.Time{}
 	rec.LastRefresh = b.now()
+	if forced {
+		// Equal to LastRefresh: this pair is never force-renewed again.
+		rec.ForcedRenewalAt = rec.LastRefresh
+	}
 	rec.Version = v
 	// Publish before writing: from here on the new pair is the only valid
 	// one, and memory must hold it whatever Vault does.
@@ -580,7 +729,7 @@ func (b *Broker) refresh(e *entry, cur *state, v int, log *zap.Logger) (*state, 
 	e.failures, e.failUntil, e.failErr = 0, time.Time{}, nil
 	e.refused.Store(nil)
 	b.recordResult(e, "ok", nil)
-	log.Info("access token refreshed",
+	log.Info("access token refreshed", zap.Bool("forced_by_401", forced),
 		zap.Time("access_token_expires_at", tok.ExpiresAt),
 		zap.Time("refresh_token_expires_at", tok.RefreshExpiresAt),
 		zap.Int("refresh_count", tok.RefreshCount))
@@ -623,11 +772,12 @@ func (b *Broker) refreshFailed(e *entry, cur *state, v int, err error, log *zap.
 		return b.markRejected(e, cur, v, uerr, log)
 	}
 	b.recordResult(e, "failed", err)
+	failErr := fmt.Errorf("%w: %v", ErrRefreshFailed, err)
 	if errors.As(err, &uerr) && uerr.InvalidClient() {
 		log.Error("UPS refused the carrier's client credentials: check client_id and client_secret in the config",
-			zap.Error(err), zap.String("error_code", "UPSPROXY_TOKEN_REFRESH_FAILED"))
+			zap.Error(err), b.code(failErr))
 	} else {
-		log.Warn("token refresh failed", zap.Error(err), zap.String("error_code", "UPSPROXY_TOKEN_REFRESH_FAILED"))
+		log.Warn("token refresh failed", zap.Error(err), b.code(failErr))
 	}
 	if prev := e.cur.Load(); prev != nil && prev.dirty {
 		cur = prev // salvaged: the lease went with the write
@@ -635,10 +785,10 @@ func (b *Broker) refreshFailed(e *entry, cur *state, v int, err error, log *zap.
 		b.releaseLease(e, cur.rec, v, log)
 	}
 	e.failures++
-	e.failErr = fmt.Errorf("%w: %v", ErrRefreshFailed, err)
+	e.failErr = failErr
 	e.failUntil = b.now().Add(min(time.Duration(1<<min(e.failures-1, 6))*500*time.Millisecond, 30*time.Second))
 	if b.usable(cur) {
-		return cur, nil
+		return cur, e.failErr
 	}
 	return nil, e.failErr
 }
@@ -663,7 +813,7 @@ func (b *Broker) markRejected(e *entry, cur *state, v int, uerr *ups.Error, log 
 	rerr := &RefreshExpiredError{Carrier: c.Name, Environment: c.Environment, ExpiredAt: now, Rejected: true}
 	b.recordResult(e, "rejected", uerr)
 	log.Error("UPS rejected the refresh token: an admin must log in again",
-		zap.String("error_code", "UPSPROXY_REFRESH_TOKEN_EXPIRED"),
+		b.code(rerr),
 		zap.String("ups_code", uerr.Code),
 		zap.Time("refresh_token_expires_at", cur.rec.Token.RefreshExpiresAt),
 		zap.String("command", LoginCommand(c.Name, c.Environment)))

@@ -19,6 +19,9 @@ var (
 	// ErrRefreshFailed: UPS's token endpoint failed transiently (5xx, 429,
 	// timeout, garbage) and no valid access token is left.
 	ErrRefreshFailed = errors.New("token refresh failed")
+	// ErrNotStored: UPS rotated the pair but Vault has not accepted it
+	// yet; it is held in memory (and retried) but lost if the process ends.
+	ErrNotStored = errors.New("new tokens not stored in Vault")
 )
 
 // RefreshExpiredError means the refresh token is past its expiry or UPS

@@ -1,7 +1,6 @@
 package tokens
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -76,9 +75,13 @@ func Humanize(d time.Duration) string {
 }
 
 // Status is what /status shows of one carrier/environment: the token
-// information plus what this replica knows of its last refresh.
+// information, Assess's verdict, and what this replica knows of its last
+// refresh and of UPS refusing fresh tokens.
 type Status struct {
 	Info
+	// Health is Assess's verdict on the record in memory, its ErrorCode
+	// the code requests get now (the broker's live error included).
+	Health            Health    `json:"health"`
 	Active            bool      `json:"active"`
 	Loaded            bool      `json:"loaded"`
 	PendingWrite      bool      `json:"pending_vault_write"`
@@ -86,32 +89,61 @@ type Status struct {
 	LastRefreshResult string    `json:"last_refresh_result,omitempty"`
 	LastError         string    `json:"last_error,omitempty"`
 	LastErrorCode     string    `json:"last_error_code,omitempty"`
+	// Refused is set once UPS answered 401 to a token the broker would not
+	// renew again (see Broker.Invalidate).
+	Refused *Refused `json:"ups_refused_fresh_token,omitempty"`
+}
+
+// Refused says UPS keeps refusing tokens the broker has just renewed.
+type Refused struct {
+	Count  int64     `json:"count"`
+	LastAt time.Time `json:"last_at"`
+	Hint   string    `json:"hint"`
 }
 
 // Status reports every carrier/environment the broker serves, from memory.
 func (b *Broker) Status() []Status {
 	now := b.now()
+	code := b.opts.ErrorCode
+	if code == nil {
+		code = func(error) string { return "" }
+	}
 	out := make([]Status, 0, len(b.entryMap()))
 	for _, e := range b.entryMap() {
-		st := Status{Active: !e.car().Inactive}
-		st.Carrier, st.Environment, st.Grant = e.car().Name, e.car().Environment, e.car().Grant
+		c := *e.car()
+		st := Status{Active: !c.Inactive}
+		st.Carrier, st.Environment, st.Grant = c.Name, c.Environment, c.Grant
+		var rec *vaultstore.Record
 		if s := e.cur.Load(); s != nil {
 			st.Loaded = true
+			rec = &s.rec
 			if s.rec.Token.AccessToken != "" || s.rec.Token.RefreshToken != "" {
 				st.Info = Describe(s.rec, now)
-				st.Grant = e.car().Grant // the config's, should the record predate a change
+				st.Grant = c.Grant // the config's, should the record predate a change
 			}
 			st.PendingWrite = s.dirty
 			if s.err != nil {
 				st.LastError = s.err.Error()
-				st.LastErrorCode = ErrorCode(s.err)
+				st.LastErrorCode = code(s.err)
 			}
 		}
 		if r := e.lastRefresh.Load(); r != nil {
 			st.LastRefreshAt, st.LastRefreshResult = r.at, r.result
 			if st.LastError == "" && r.err != "" {
-				st.LastError, st.LastErrorCode = r.err, "UPSPROXY_TOKEN_REFRESH_FAILED"
+				st.LastError, st.LastErrorCode = r.err, code(ErrRefreshFailed)
 			}
+		}
+		if st.Loaded {
+			st.Health = Assess(c.subject(), rec, now, time.Duration(b.warnBefore.Load())).WithCode(b.opts.ErrorCode)
+		} else {
+			// Not read from Vault yet: say so rather than guess.
+			st.Health = Health{Carrier: c.Name, Environment: c.Environment, Grant: c.Grant, Active: !c.Inactive, State: StateUnknown}
+		}
+		if st.LastErrorCode != "" {
+			st.Health.ErrorCode = st.LastErrorCode
+		}
+		if n, at := e.declined.Load(), e.declinedAt.Load(); n > 0 && at != nil {
+			st.Refused = &Refused{Count: n, LastAt: *at, Hint: RefusedHint}
 		}
 		out = append(out, st)
 	}
@@ -122,22 +154,4 @@ func (b *Broker) Status() []Status {
 		return out[i].Environment < out[j].Environment
 	})
 	return out
-}
-
-// ErrorCode is the client-facing code of a broker error ("" for others).
-func ErrorCode(err error) string {
-	var rerr *RefreshExpiredError
-	switch {
-	case err == nil:
-		return ""
-	case errors.As(err, &rerr):
-		return "UPSPROXY_REFRESH_TOKEN_EXPIRED"
-	case errors.Is(err, ErrNotLoggedIn):
-		return "UPSPROXY_NOT_LOGGED_IN"
-	case errors.Is(err, ErrRefreshFailed):
-		return "UPSPROXY_TOKEN_REFRESH_FAILED"
-	case errors.Is(err, ErrStoreUnavailable):
-		return "UPSPROXY_TOKEN_STORE_UNAVAILABLE"
-	}
-	return ""
 }

@@ -9,7 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/upsproxy/upsproxy/internal/ups"
+	"github.com/upsproxy/upsproxy/internal/vaultstore"
 )
 
 // Preload reads every active carrier's record from the store, so the first
@@ -54,17 +54,16 @@ func (b *Broker) RunRefresher(ctx context.Context, tick time.Duration) {
 	b.every(ctx, tick, func() { b.RefreshDue(ctx) })
 }
 
-// every runs f every interval until ctx ends or the broker closes.
+// every runs f every interval (on the broker's time) until ctx ends or
+// the broker closes.
 func (b *Broker) every(ctx context.Context, interval time.Duration, f func()) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-b.done:
 			return
-		case <-t.C:
+		case <-b.opts.After(interval):
 			f()
 		}
 	}
@@ -119,81 +118,68 @@ func (b *Broker) Flush(ctx context.Context) error {
 	return nil
 }
 
-// Reminder is the state of one refresh token relative to the warning window.
-type Reminder struct {
-	Carrier     string
-	Environment ups.Environment
-	ExpiresAt   time.Time
-	DaysLeft    int
-	Expired     bool
-	Rejected    bool
-	Missing     bool
-}
-
 // RemindOnce logs one line per active authorization-code carrier whose
-// refresh token expires within warnBefore (WARN), has expired or was
-// rejected (ERROR). It reads memory first and the store for carriers not
-// loaded yet.
+// refresh token expires within warnBefore (WARN), has expired, was
+// rejected, or was never stored (ERROR), as Assess judges it. It reads
+// memory first and the store for carriers not loaded yet.
 func (b *Broker) RemindOnce(warnBefore time.Duration) {
-	now := b.now()
-	for _, e := range b.entryMap() {
-		c := *e.car()
-		if c.Inactive || c.Grant == GrantClientCredentials {
-			continue
-		}
-		s := e.cur.Load()
-		if s == nil {
-			var err error
-			if s, err = b.load(e); err != nil {
-				if errors.Is(err, ErrNotLoggedIn) {
-					b.log.Error("no UPS tokens stored: an admin must log in",
-						zap.String("carrier", c.Name), zap.String("environment", string(c.Environment)),
-						zap.String("error_code", "UPSPROXY_NOT_LOGGED_IN"),
-						zap.String("command", LoginCommand(c.Name, c.Environment)))
-				}
-				continue
-			}
-		}
-		r := reminderFor(c, s, now)
+	for _, h := range b.reminders(warnBefore) {
 		fields := []zap.Field{
-			zap.String("carrier", c.Name), zap.String("environment", string(c.Environment)),
-			zap.Time("refresh_token_expires_at", r.ExpiresAt), zap.Int("days_left", r.DaysLeft),
-			zap.String("command", LoginCommand(c.Name, c.Environment)),
+			zap.String("carrier", h.Carrier), zap.String("environment", string(h.Environment)),
 		}
-		switch {
-		case r.Rejected:
-			b.log.Error("UPS rejected the refresh token: an admin must log in again",
-				append(fields, zap.String("error_code", "UPSPROXY_REFRESH_TOKEN_EXPIRED"))...)
-		case r.Expired:
-			b.log.Error("refresh token expired: an admin must log in again",
-				append(fields, zap.String("error_code", "UPSPROXY_REFRESH_TOKEN_EXPIRED"))...)
-		case !r.ExpiresAt.IsZero() && r.ExpiresAt.Sub(now) <= warnBefore:
+		if h.State != StateNotLoggedIn {
+			days := 0
+			if h.DaysLeft != nil {
+				days = *h.DaysLeft
+			}
+			fields = append(fields, zap.Time("refresh_token_expires_at", h.RefreshExpires), zap.Int("days_left", days))
+		}
+		fields = append(fields, zap.String("command", h.LoginCommand))
+		if h.ErrorCode != "" {
+			fields = append(fields, zap.String("error_code", h.ErrorCode))
+		}
+		switch h.State {
+		case StateNotLoggedIn:
+			b.log.Error("no UPS tokens stored: an admin must log in", fields...)
+		case StateRejected:
+			b.log.Error("UPS rejected the refresh token: an admin must log in again", fields...)
+		case StateExpired:
+			b.log.Error("refresh token expired: an admin must log in again", fields...)
+		case StateExpiring:
 			b.log.Warn("refresh token expires soon: an admin should log in again", fields...)
 		}
 	}
 }
 
-func reminderFor(c Carrier, s *state, now time.Time) Reminder {
-	exp := s.rec.Token.RefreshExpiresAt
-	r := Reminder{Carrier: c.Name, Environment: c.Environment, ExpiresAt: exp, Rejected: s.rec.Rejected}
-	if !exp.IsZero() {
-		r.Expired = !now.Before(exp)
-		r.DaysLeft = DaysLeft(exp, now)
+// reminders assesses every active authorization-code carrier and returns
+// those an admin must act on (State.NeedsLogin), with error codes filled
+// in. Carriers whose record cannot be read now are left out.
+func (b *Broker) reminders(warnBefore time.Duration) []Health {
+	now := b.now()
+	var out []Health
+	for _, e := range b.entryMap() {
+		c := *e.car()
+		if c.Inactive || c.Grant == GrantClientCredentials {
+			continue
+		}
+		var rec *vaultstore.Record
+		if s := e.cur.Load(); s != nil {
+			rec = &s.rec
+		} else if s, err := b.load(e); err == nil {
+			rec = &s.rec
+		} else if !errors.Is(err, ErrNotLoggedIn) {
+			continue // Vault is away: the next round tells
+		}
+		if h := Assess(c.subject(), rec, now, warnBefore).WithCode(b.opts.ErrorCode); h.State.NeedsLogin() {
+			out = append(out, h)
+		}
 	}
-	return r
-}
-
-// DaysLeft is the whole days from now until t (0 when less than a day or past).
-func DaysLeft(t, now time.Time) int {
-	d := t.Sub(now)
-	if d <= 0 {
-		return 0
-	}
-	return int(d / (24 * time.Hour))
+	return out
 }
 
 // RunReminders logs reminders now and then every interval until ctx ends.
 func (b *Broker) RunReminders(ctx context.Context, warnBefore, interval time.Duration) {
+	b.warnBefore.Store(int64(warnBefore))
 	b.RemindOnce(warnBefore)
 	if interval > 0 {
 		b.every(ctx, interval, func() { b.RemindOnce(warnBefore) })

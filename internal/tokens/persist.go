@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -84,18 +85,35 @@ func (b *Broker) schedulePersist(e *entry, log *zap.Logger) {
 	}
 	go func() {
 		defer e.retrying.Store(false)
-		delay := 500 * time.Millisecond
-		for {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
 			select {
 			case <-b.done:
-				return
-			case <-time.After(delay):
+				cancel()
+			case <-ctx.Done():
 			}
-			if b.persist(e, log) {
-				log.Info("pending tokens stored in Vault")
-				return
-			}
-			delay = min(delay*2, 30*time.Second)
+		}()
+		if retryBackoff(ctx, b, 500*time.Millisecond, 30*time.Second, func() bool { return b.persist(e, log) }) {
+			log.Info("pending tokens stored in Vault")
 		}
 	}()
+}
+
+// retryBackoff calls try, waiting first, then doubling the wait up to
+// most, until try reports success (true) or ctx ends or the broker closes
+// (false). The waits use the broker's time (Options.After).
+func retryBackoff(ctx context.Context, b *Broker, first, most time.Duration, try func() bool) bool {
+	for wait := first; ; wait = min(2*wait, most) {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-b.done:
+			return false
+		case <-b.opts.After(wait):
+		}
+		if try() {
+			return true
+		}
+	}
 }

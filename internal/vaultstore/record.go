@@ -30,8 +30,13 @@ type Record struct {
 	Rejected    bool      `json:"rejected,omitempty"`
 	RejectedAt  time.Time `json:"rejected_at,omitzero"`
 	LastRefresh time.Time `json:"last_refresh,omitzero"`
-	UpdatedAt   time.Time `json:"updated_at"`
-	UpdatedBy   string    `json:"updated_by"` // hostname/pid or "login"
+	// ForcedRenewalAt is when a replica last renewed the pair because UPS
+	// refused its access token (401); equal to LastRefresh when this pair
+	// came from that renewal. The broker forces at most one renewal per
+	// token and none within a floor of the last, across replicas.
+	ForcedRenewalAt time.Time `json:"forced_renewal_at,omitzero"`
+	UpdatedAt       time.Time `json:"updated_at"`
+	UpdatedBy       string    `json:"updated_by"` // hostname/pid or "login"
 	// LeaseHolder/LeaseUntil: a replica refreshing this pair claims the
 	// record (check-and-set) so that the others wait instead of spending
 	// the same single-use refresh token.
