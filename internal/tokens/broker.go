@@ -148,6 +148,8 @@ type entry struct {
 	declined      atomic.Int64
 	declinedAt    atomic.Pointer[time.Time]
 	declineLogged atomic.Pointer[time.Time]
+	// recheckRefusedAt: the next time a declined 401 may re-read the store.
+	recheckRefusedAt atomic.Pointer[time.Time]
 	// backoff after transient refresh failures (guarded by the flight).
 	failures  int
 	failUntil time.Time
@@ -323,6 +325,7 @@ func (b *Broker) Invalidate(carrier string, env ups.Environment, token string) {
 	s := e.cur.Load()
 	if s != nil && s.err == nil && s.rec.Token.AccessToken == token && !b.forcedRenewalAllowed(s.rec) {
 		b.declineRenewal(e, s.rec)
+		b.recheckRefused(e, s)
 		return
 	}
 	e.refused.Store(&token)
@@ -346,6 +349,26 @@ func (b *Broker) forcedRenewalAllowed(rec vaultstore.Record) bool {
 		return false // this very pair came from a forced renewal
 	}
 	return !b.now().Before(last.Add(b.opts.ForcedRenewalFloor))
+}
+
+// recheckRefused lets the next Token call re-read the store (no refresh:
+// the state is not marked refused), at most once per RecheckAfter, so a
+// login made to fix the refusals is picked up without waiting hours for
+// the next renewal. A pair Vault lacks is left alone: re-reading would
+// refresh it.
+func (b *Broker) recheckRefused(e *entry, s *state) {
+	now := b.now()
+	if s.dirty {
+		return
+	}
+	if next := e.recheckRefusedAt.Load(); next != nil && now.Before(*next) {
+		return
+	}
+	next := now.Add(b.opts.RecheckAfter)
+	e.recheckRefusedAt.Store(&next)
+	n := *s
+	n.refreshAt = time.Time{}
+	e.cur.CompareAndSwap(s, &n)
 }
 
 // declineRenewal records a 401 to a token the broker will not renew: the

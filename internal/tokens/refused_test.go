@@ -246,3 +246,26 @@ func TestBroker_RemindersReportANotLoggedInCarrierFromMemory(t *testing.T) {
 		t.Fatalf("want one ERROR naming the login and the injected code, got %v", logs.All())
 	}
 }
+
+// An admin logs in again to fix the refusals: the next refused request
+// makes the replica re-read Vault (no refresh) and use the new pair.
+func TestBroker_ALoginIsPickedUpByTheNextRefusalWithoutARefresh(t *testing.T) {
+	r := newRig(t)
+	r.login()
+	a := r.replica("replica-a", nil, nil)
+	ctx := context.Background()
+	t1, _ := a.Token(ctx, "main", ups.Test)
+	a.Invalidate("main", ups.Test, t1)
+	t2, err := a.Token(ctx, "main", ups.Test)
+	if err != nil || t2 == t1 {
+		t.Fatalf("forced renewal: %v", err)
+	}
+	fresh := r.login()
+	a.Invalidate("main", ups.Test, t2) // declined: t2 came from a forced renewal
+	if got, err := a.Token(ctx, "main", ups.Test); err != nil || got != fresh.Token.AccessToken {
+		t.Fatalf("the new login's token was not picked up (%v)", err)
+	}
+	if n := r.sim.Stats().Refreshes; n != 1 {
+		t.Fatalf("%d refreshes, want only the one forced renewal", n)
+	}
+}
