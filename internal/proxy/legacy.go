@@ -9,7 +9,7 @@ import (
 // the /api prefix; today every UPS REST path starts with /api/. Each entry
 // below translates one shape that was confirmed from two sides: public code
 // that sent it with access-key credentials, and the operation in UPS's own
-// OpenAPI specs (../shared/ups-openapi, UPS-API/api-documentation) that
+// OpenAPI specs (third_party/ups-openapi, UPS-API/api-documentation) that
 // takes the same body, whose deprecatedVersion list still routes the
 // version numbers those clients used. The version segment is kept as the
 // client sent it.

@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,12 +37,10 @@ import (
 // contradictions, each named where it is made. TestSpecExamplesAsSentByClients
 // checks that the simulator, like UPS, also accepts the examples unfixed.
 
-// specDir finds shared/ups-openapi relative to this file, so the tests
-// work from any working directory.
-func specDir() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "ups-openapi")
-}
+// specDir is the repository's vendored copy of UPS's specs
+// (third_party/ups-openapi), relative to this package's folder, which is
+// the working directory of `go test`.
+const specDir = "../../third_party/ups-openapi"
 
 type apiSpec struct {
 	name   string
@@ -64,9 +61,9 @@ func loadSpec(t *testing.T, file, base string) *apiSpec {
 	if v, ok := specs.Load(file); ok {
 		return v.(*apiSpec)
 	}
-	path := filepath.Join(specDir(), file)
+	path := filepath.Join(specDir, file)
 	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("UPS OpenAPI spec %s is missing (%v): the conformance tests need the repository's shared/ups-openapi folder", path, err)
+		t.Fatalf("UPS OpenAPI spec %s is missing (%v): the conformance tests need the repository's third_party/ups-openapi folder", path, err)
 	}
 	// UPS's files fail kin-openapi's own document validation (empty
 	// info.version, examples that contradict their schemas), so the

@@ -10,8 +10,8 @@
 // one real UPS host is refused on the other real UPS host, because UPS's
 // test and production environments never accept each other's tokens.
 //
-// Wire behaviour follows UPS's published OpenAPI specs (see
-// shared/ups-openapi) and the project's UPS-FACTS notes: every token field is
+// Wire behaviour follows UPS's published OpenAPI specs (vendored in
+// third_party/ups-openapi) and the project's UPS-FACTS notes: every token field is
 // a JSON string, errors use UPS's {"response":{"errors":[...]}} envelope,
 // refresh tokens are single-use, and API calls without a valid bearer token
 // get 401 with code 250002. Where real UPS is more lenient than its spec
