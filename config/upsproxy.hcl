@@ -10,7 +10,9 @@
 #   vault("kv/data/path", "f")  field f of a Vault KV secret, read at start-up
 # Relative paths (in file() and in the *_file / ca_* keys) are relative to
 # this file's directory. Never write a client secret as a literal: upsproxy
-# warns when you do.
+# warns when you do (at start-up and on SIGHUP; the warning's snippet shows
+# the value masked with '*', as every diagnostic does for client_secret and
+# password_hash).
 #
 # In quoted strings "${" starts an HCL interpolation: write "$${" for a
 # literal "${" (see the rewrite block).

@@ -248,6 +248,13 @@ func (d *daemon) reload(ctx context.Context) {
 			zap.String("path", path), zap.String("diagnostics", b.String()))
 		return
 	}
+	if len(diags) > 0 {
+		// Warnings (a literal client_secret, say) are shown as at start-up;
+		// WriteDiagnostics masks secret values in the snippets.
+		var b strings.Builder
+		_ = files.WriteDiagnostics(&b, diags, false)
+		d.log.Warn("the reloaded configuration file has warnings", zap.String("path", path), zap.String("diagnostics", b.String()))
+	}
 	carriers, err := d.brokerCarriers(cfg)
 	if err == nil {
 		err = d.px.Update(proxyConfig(cfg))

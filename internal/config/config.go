@@ -86,11 +86,12 @@ type Files struct {
 // WriteDiagnostics prints diags the way HCL tools do (summary, source
 // snippet with the subject highlighted, detail), each preceded by a
 // "file:line:column: " position that editors and grep understand. color adds
-// ANSI colours for terminals.
+// ANSI colours for terminals. The snippets never show the value of a
+// secret attribute (client_secret, password_hash): it is masked with '*'.
 func (f *Files) WriteDiagnostics(w io.Writer, diags hcl.Diagnostics, color bool) error {
 	var files map[string]*hcl.File
 	if f != nil {
-		files = f.files
+		files = maskedFiles(f.files)
 	}
 	tw := hcl.NewDiagnosticTextWriter(w, files, 0, color)
 	for _, d := range diags {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
 
 	"github.com/hashicorp/hcl/v2"
@@ -164,4 +165,110 @@ func hasErrorWithin(diags hcl.Diagnostics, skip int, r hcl.Range, except string)
 		}
 	}
 	return false
+}
+
+// secretAttributes are the attributes whose values must never be shown in
+// a diagnostic's source snippet: a client secret written as a literal (the
+// very thing the literal-secret warning is about), and a proxy client's
+// bcrypt hash, which can be attacked offline.
+var secretAttributes = map[string]bool{
+	"client_secret": true,
+	"password_hash": true,
+}
+
+// safeFunctions take arguments that name where a secret is (a variable, a
+// file, a Vault path), not the secret: a snippet shows them, which is what
+// helps fix a typo.
+var safeFunctions = map[string]bool{"env": true, "file": true, "vault": true}
+
+// maskSecrets returns a copy of src, an HCL file, with the values of
+// secretAttributes replaced by '*', byte for byte (newlines kept), so that
+// every diagnostic range still points at the same line and column. It
+// works on tokens, not on the syntax tree, so a file that does not even
+// parse (an unterminated string, a bad escape inside the secret) is masked
+// too. Inside a value, what a safe function gets (env("NAME")) stays, as
+// do punctuation and function names; literals, bare words, numbers,
+// comments and anything the lexer cannot classify are masked.
+func maskSecrets(src []byte) []byte {
+	tokens, _ := hclsyntax.LexConfig(src, "", hcl.InitialPos)
+	out := bytes.Clone(src)
+	mask := func(r hcl.Range) {
+		for i := r.Start.Byte; i < r.End.Byte && i < len(out); i++ {
+			if out[i] != '\n' && out[i] != '\r' {
+				out[i] = '*'
+			}
+		}
+	}
+	lineStart := true
+	for i := 0; i < len(tokens); i++ {
+		tok := tokens[i]
+		atStart := lineStart
+		lineStart = tok.Type == hclsyntax.TokenNewline ||
+			(tok.Type == hclsyntax.TokenComment && bytes.HasSuffix(tok.Bytes, []byte("\n"))) ||
+			tok.Type == hclsyntax.TokenOBrace
+		if !atStart || tok.Type != hclsyntax.TokenIdent || !secretAttributes[string(tok.Bytes)] ||
+			i+1 >= len(tokens) || tokens[i+1].Type != hclsyntax.TokenEqual {
+			continue
+		}
+		// The value runs to the first newline outside brackets.
+		depth := 0
+		var safe []int // depths at which a safe function's arguments began
+		for i += 2; i < len(tokens); i++ {
+			t := tokens[i]
+			switch t.Type {
+			case hclsyntax.TokenOParen, hclsyntax.TokenOBrack, hclsyntax.TokenOBrace,
+				hclsyntax.TokenTemplateInterp, hclsyntax.TokenTemplateControl:
+				depth++
+				if t.Type == hclsyntax.TokenOParen && i > 0 && tokens[i-1].Type == hclsyntax.TokenIdent &&
+					safeFunctions[string(tokens[i-1].Bytes)] {
+					safe = append(safe, depth)
+				}
+				continue
+			case hclsyntax.TokenCParen, hclsyntax.TokenCBrack, hclsyntax.TokenCBrace, hclsyntax.TokenTemplateSeqEnd:
+				if len(safe) > 0 && safe[len(safe)-1] == depth {
+					safe = safe[:len(safe)-1]
+				}
+				if depth > 0 {
+					depth--
+				}
+				continue
+			case hclsyntax.TokenNewline, hclsyntax.TokenEOF:
+				if depth == 0 {
+					lineStart = true
+				}
+			case hclsyntax.TokenOQuote, hclsyntax.TokenCQuote, hclsyntax.TokenOHeredoc, hclsyntax.TokenCHeredoc,
+				hclsyntax.TokenComma, hclsyntax.TokenEqual, hclsyntax.TokenColon:
+				continue
+			case hclsyntax.TokenIdent:
+				if i+1 < len(tokens) && tokens[i+1].Type == hclsyntax.TokenOParen {
+					continue // a function name
+				}
+				fallthrough
+			default:
+				if len(safe) == 0 || t.Type == hclsyntax.TokenComment {
+					mask(t.Range)
+				}
+				if t.Type == hclsyntax.TokenComment && bytes.HasSuffix(t.Bytes, []byte("\n")) && depth == 0 {
+					lineStart = true
+				}
+			}
+			if lineStart {
+				break
+			}
+		}
+	}
+	return out
+}
+
+// maskedFiles returns files with maskSecrets applied to each source, for
+// printing snippets.
+func maskedFiles(files map[string]*hcl.File) map[string]*hcl.File {
+	out := make(map[string]*hcl.File, len(files))
+	for name, f := range files {
+		if f == nil {
+			continue
+		}
+		out[name] = &hcl.File{Body: f.Body, Bytes: maskSecrets(f.Bytes), Nav: f.Nav}
+	}
+	return out
 }

@@ -14,6 +14,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/oauth2"
+
+	"github.com/upsproxy/upsproxy/internal/redact"
 )
 
 // ErrMalformedResponse marks a 2xx answer from the token endpoint that is not
@@ -161,7 +163,7 @@ type redactor []string
 
 // minRedactLen avoids mangling every message for values too short to be
 // real secrets.
-const minRedactLen = 4
+const minRedactLen = redact.MinLen
 
 func newRedactor(clientID, secret string, sent ...string) redactor {
 	var r redactor
@@ -187,9 +189,11 @@ func newRedactor(clientID, secret string, sent ...string) redactor {
 	return slices.Compact(r)
 }
 
+// apply masks each value where it stands as a whole token, so that a
+// value that happens to occur inside a longer word does not mangle it.
 func (r redactor) apply(s string) string {
 	for _, v := range r {
-		s = strings.ReplaceAll(s, v, "[REDACTED]")
+		s = redact.Replace(s, v, "[REDACTED]")
 	}
 	return s
 }

@@ -12,6 +12,8 @@ import (
 	"unicode"
 
 	vaultapi "github.com/hashicorp/vault/api"
+
+	"github.com/upsproxy/upsproxy/internal/redact"
 )
 
 // Authenticator obtains a Vault token. TokenAuth, AppRoleAuth and
@@ -122,7 +124,9 @@ func loginError(method, step string, err error, secrets ...string) error {
 	if step != "" {
 		msg += ": " + step
 	}
-	msg = redact(msg+": "+why, secrets...)
+	// The safety net: whole tokens only, and never a value too short to be
+	// a real credential (VAULT_TOKEN=t must not garble every "t").
+	msg = redact.String(msg+": "+why, secrets...)
 	return &vaultError{msg: msg, kind: kind, cause: err}
 }
 
@@ -132,16 +136,6 @@ func isTransportError(err error) bool {
 	var ue *url.Error
 	var ne net.Error
 	return errors.As(err, &ue) || errors.As(err, &ne)
-}
-
-// redact blanks every non-empty secret out of s.
-func redact(s string, secrets ...string) string {
-	for _, sec := range secrets {
-		if sec != "" {
-			s = strings.ReplaceAll(s, sec, "<redacted>")
-		}
-	}
-	return s
 }
 
 // loginAnswer checks that a login answer carries a token.
