@@ -30,8 +30,11 @@ func (c *cli) sandboxCmd() *cobra.Command {
 		Use:   "sandbox --listen ADDR --client ID:SECRET",
 		Short: "Run the UPS simulator (OAuth and common APIs) for tests and demos",
 		Long: `Runs a stand-in for both UPS hosts: OAuth authorize (approves at once),
-token, refresh (single-use refresh tokens), Rate/Shop, Ship, Void, Track and
-Address Validation, answering in UPS's shapes and error envelope.
+token, refresh (single-use refresh tokens), Rate/Shop, Ship, Void, Label
+Recovery, Track and Address Validation, answering in UPS's shapes and error
+envelope. Lists UPS returns one-or-many follow the version in the path as
+UPS's specs say: before v2409 a Rate answer's RatedShipment is an object
+(one rate), a Shop answer's an array.
 
 Faults (--fault ENDPOINT:OPTIONS, repeatable) make an endpoint misbehave:
 ENDPOINT is token, refresh, api or authorize; OPTIONS a status (503), html

@@ -47,11 +47,11 @@ type xavCandidate struct {
 
 type xavResponse struct {
 	XAVResponse struct {
-		Response              responseHeader `json:"Response"`
-		ValidAddressIndicator *string        `json:"ValidAddressIndicator,omitempty"`
-		NoCandidatesIndicator *string        `json:"NoCandidatesIndicator,omitempty"`
-		AddressClassification *codeDesc      `json:"AddressClassification,omitempty"`
-		Candidate             []xavCandidate `json:"Candidate,omitempty"`
+		Response              responseHeader          `json:"Response"`
+		ValidAddressIndicator *string                 `json:"ValidAddressIndicator,omitempty"`
+		NoCandidatesIndicator *string                 `json:"NoCandidatesIndicator,omitempty"`
+		AddressClassification *codeDesc               `json:"AddressClassification,omitempty"`
+		Candidate             oneOrMany[xavCandidate] `json:"Candidate,omitzero"`
 	} `json:"XAVResponse"`
 }
 
@@ -61,7 +61,8 @@ type xavResponse struct {
 // "valid" and comes back upper-cased with a ZIP+4; one without any of them
 // gets NoCandidatesIndicator. UPS marks indicators by their presence, with
 // an empty string value.
-func (s *Server) handleAddressValidation(w http.ResponseWriter, _ *http.Request, body []byte, params []string) {
+func (s *Server) handleAddressValidation(w http.ResponseWriter, r *http.Request, body []byte, params []string) {
+	version := apiVersion(r.URL.Path)
 	option := strings.TrimSpace(params[0])
 	if option != "1" && option != "2" && option != "3" {
 		invalid("Invalid request option: use 1, 2 or 3").write(w)
@@ -127,7 +128,7 @@ func (s *Server) handleAddressValidation(w http.ResponseWriter, _ *http.Request,
 			x.AddressClassification = class
 			c.AddressClassification = class
 		}
-		x.Candidate = []xavCandidate{c}
+		x.Candidate = listFor(version, xavArraysSince, c)
 	}
 	writeJSON(w, http.StatusOK, resp)
 }

@@ -41,6 +41,8 @@ func (s *Server) matchAPI(method, path string) (h apiHandler, params []string, a
 		want, h, params = http.MethodDelete, s.handleVoid, seg[4:]
 	case seg[0] == "track" && len(seg) == 4 && seg[2] == "details" && seg[3] != "":
 		want, h, params = http.MethodGet, s.handleTrack, seg[3:]
+	case seg[0] == "labels" && len(seg) == 3 && seg[2] == "recovery":
+		want, h = http.MethodPost, s.handleLabelRecovery
 	case seg[0] == "addressvalidation" && len(seg) == 3 && seg[2] != "":
 		want, h, params = http.MethodPost, s.handleAddressValidation, seg[2:]
 	default:
@@ -53,9 +55,10 @@ func (s *Server) matchAPI(method, path string) (h apiHandler, params []string, a
 }
 
 // isVersion matches UPS's version segment: v1, v2409, ... UPS also routes
-// bare numbers (UPS-API/api-documentation issue 42 used /rating/2205/...).
+// bare numbers (UPS-API/api-documentation issue 42 used /rating/2205/...)
+// and a capital V (legacy clients sent /ship/V1903/...).
 func isVersion(v string) bool {
-	v = strings.TrimPrefix(v, "v")
+	v = strings.TrimPrefix(strings.TrimPrefix(v, "v"), "V")
 	if v == "" {
 		return false
 	}
@@ -135,7 +138,7 @@ type transactionReference struct {
 
 type responseHeader struct {
 	ResponseStatus       responseStatus        `json:"ResponseStatus"`
-	Alert                []codeDesc            `json:"Alert,omitempty"`
+	Alert                oneOrMany[codeDesc]   `json:"Alert,omitzero"`
 	TransactionReference *transactionReference `json:"TransactionReference,omitempty"`
 }
 

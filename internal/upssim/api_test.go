@@ -79,17 +79,19 @@ func TestRevokeAccessTokensSparesTokensIssuedAfterwards(t *testing.T) {
 	}
 }
 
+// rateJSON and shipJSON read UPS's one-or-many lists either way: a lone
+// object (versions before v2403/v2409) or an array.
 type rateJSON struct {
 	RateResponse struct {
 		Response struct {
 			ResponseStatus       responseStatus
 			TransactionReference struct{ CustomerContext string }
 		}
-		RatedShipment []struct {
+		RatedShipment many[struct {
 			Service       struct{ Code, Description string }
 			TotalCharges  struct{ CurrencyCode, MonetaryValue string }
 			BillingWeight struct{ Weight string }
-			RatedPackage  []json.RawMessage
+			RatedPackage  many[json.RawMessage]
 			TimeInTransit *struct {
 				PickupDate     string
 				ServiceSummary struct {
@@ -98,7 +100,7 @@ type rateJSON struct {
 					}
 				}
 			}
-		}
+		}]
 	}
 }
 
@@ -261,13 +263,13 @@ type shipJSON struct {
 			ShipmentCharges              struct {
 				TotalCharges struct{ MonetaryValue string }
 			}
-			PackageResults []struct {
+			PackageResults many[struct {
 				TrackingNumber string
 				ShippingLabel  struct {
 					ImageFormat  struct{ Code string }
 					GraphicImage string
 				}
-			}
+			}]
 		}
 	}
 }

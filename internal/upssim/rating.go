@@ -254,25 +254,28 @@ type timeInTransitOut struct {
 }
 
 type ratedShipment struct {
-	Service               codeDesc          `json:"Service"`
-	BillingWeight         weightOut         `json:"BillingWeight"`
-	TransportationCharges moneyOut          `json:"TransportationCharges"`
-	BaseServiceCharge     moneyOut          `json:"BaseServiceCharge"`
-	ServiceOptionsCharges moneyOut          `json:"ServiceOptionsCharges"`
-	TotalCharges          moneyOut          `json:"TotalCharges"`
-	RatedPackage          []ratedPackage    `json:"RatedPackage"`
-	TimeInTransit         *timeInTransitOut `json:"TimeInTransit,omitempty"`
+	Service               codeDesc                `json:"Service"`
+	BillingWeight         weightOut               `json:"BillingWeight"`
+	TransportationCharges moneyOut                `json:"TransportationCharges"`
+	BaseServiceCharge     moneyOut                `json:"BaseServiceCharge"`
+	ServiceOptionsCharges moneyOut                `json:"ServiceOptionsCharges"`
+	TotalCharges          moneyOut                `json:"TotalCharges"`
+	RatedPackage          oneOrMany[ratedPackage] `json:"RatedPackage"`
+	TimeInTransit         *timeInTransitOut       `json:"TimeInTransit,omitempty"`
 }
 
 type rateResponse struct {
 	RateResponse struct {
-		Response      responseHeader  `json:"Response"`
-		RatedShipment []ratedShipment `json:"RatedShipment"`
+		Response      responseHeader           `json:"Response"`
+		RatedShipment oneOrMany[ratedShipment] `json:"RatedShipment"`
 	} `json:"RateResponse"`
 }
 
 // handleRate answers POST /api/rating/{version}/{requestoption}.
-// RatedShipment is always an array, as the spec says, even for Rate.
+// RatedShipment is one-or-many as Rating.yaml says: before v2409 a Rate
+// answer's lone RatedShipment is an object and a Shop answer's list an
+// array; from v2409 on both are arrays (RatedPackage and Alert likewise,
+// from v2403).
 func (s *Server) handleRate(w http.ResponseWriter, r *http.Request, body []byte, params []string) {
 	var shop, transit bool
 	switch strings.ToLower(params[0]) {
@@ -326,23 +329,25 @@ func (s *Server) handleRate(w http.ResponseWriter, r *http.Request, body []byte,
 	}
 	currency := currencyFor(from)
 	now := s.now()
+	version := apiVersion(r.URL.Path)
 
 	var resp rateResponse
+	resp.RateResponse.RatedShipment = listFor[ratedShipment](version, ratedShipmentArrays)
 	resp.RateResponse.Response = responseHeader{
 		ResponseStatus: success,
 		// UPS adds this alert to nearly every rate reply.
-		Alert:                []codeDesc{{Code: "110971", Description: "Your invoice may vary from the displayed reference rates"}},
+		Alert:                listFor(version, ratingArraysSince, codeDesc{Code: "110971", Description: "Your invoice may vary from the displayed reference rates"}),
 		TransactionReference: req.RateRequest.Request.echo(),
 	}
 	for _, code := range codes {
 		svc := services[code]
-		rs := ratedShipment{Service: codeDesc{Code: svc.code, Description: svc.name}}
+		rs := ratedShipment{Service: codeDesc{Code: svc.code, Description: svc.name}, RatedPackage: listFor[ratedPackage](version, ratingArraysSince)}
 		var total, billing float64
 		for _, p := range pkgs {
 			c := p.charge(svc)
 			total += c
 			billing += p.billing
-			rs.RatedPackage = append(rs.RatedPackage, ratedPackage{
+			rs.RatedPackage.add(ratedPackage{
 				TransportationCharges: moneyOut{currency, money(c)},
 				BaseServiceCharge:     moneyOut{currency, money(c)},
 				ServiceOptionsCharges: moneyOut{currency, "0.00"},
@@ -365,7 +370,7 @@ func (s *Server) handleRate(w http.ResponseWriter, r *http.Request, body []byte,
 		if transit {
 			rs.TimeInTransit = timeInTransit(svc, now)
 		}
-		resp.RateResponse.RatedShipment = append(resp.RateResponse.RatedShipment, rs)
+		resp.RateResponse.RatedShipment.add(rs)
 	}
 	writeJSON(w, http.StatusOK, resp)
 }

@@ -65,9 +65,9 @@ type shipResponse struct {
 				ServiceOptionsCharges moneyOut `json:"ServiceOptionsCharges"`
 				TotalCharges          moneyOut `json:"TotalCharges"`
 			} `json:"ShipmentCharges"`
-			BillingWeight                weightOut       `json:"BillingWeight"`
-			ShipmentIdentificationNumber string          `json:"ShipmentIdentificationNumber"`
-			PackageResults               []packageResult `json:"PackageResults"`
+			BillingWeight                weightOut                `json:"BillingWeight"`
+			ShipmentIdentificationNumber string                   `json:"ShipmentIdentificationNumber"`
+			PackageResults               oneOrMany[packageResult] `json:"PackageResults"`
 		} `json:"ShipmentResults"`
 	} `json:"ShipmentResponse"`
 }
@@ -128,12 +128,13 @@ func (s *Server) handleShip(w http.ResponseWriter, r *http.Request, body []byte,
 	sr := &resp.ShipmentResponse
 	sr.Response = responseHeader{ResponseStatus: success, TransactionReference: req.ShipmentRequest.Request.echo()}
 	res := &sr.ShipmentResults
+	res.PackageResults = listFor[packageResult](apiVersion(r.URL.Path), shippingArraysSince)
 	var total, billing float64
 	for i, p := range pkgs {
 		c := p.charge(svc)
 		total += c
 		billing += p.billing
-		res.PackageResults = append(res.PackageResults, packageResult{
+		res.PackageResults.add(packageResult{
 			TrackingNumber:        rec.packages[i],
 			BaseServiceCharge:     moneyOut{currency, money(c)},
 			ServiceOptionsCharges: moneyOut{currency, "0.00"},
@@ -265,7 +266,7 @@ type voidResponse struct {
 		SummaryResult struct {
 			Status codeDesc `json:"Status"`
 		} `json:"SummaryResult"`
-		PackageLevelResults []voidPackage `json:"PackageLevelResults,omitempty"`
+		PackageLevelResults oneOrMany[voidPackage] `json:"PackageLevelResults,omitzero"`
 	} `json:"VoidShipmentResponse"`
 }
 
@@ -315,10 +316,9 @@ func (s *Server) handleVoid(w http.ResponseWriter, r *http.Request, _ []byte, pa
 	v := &resp.VoidShipmentResponse
 	v.Response = responseHeader{ResponseStatus: success}
 	v.SummaryResult.Status = codeDesc{Code: "1", Description: "Voided"}
-	if len(wanted) > 0 {
-		for _, tn := range wanted {
-			v.PackageLevelResults = append(v.PackageLevelResults, voidPackage{TrackingNumber: tn, Status: codeDesc{Code: "1", Description: "Voided"}})
-		}
+	v.PackageLevelResults = listFor[voidPackage](apiVersion(r.URL.Path), shippingArraysSince)
+	for _, tn := range wanted {
+		v.PackageLevelResults.add(voidPackage{TrackingNumber: tn, Status: codeDesc{Code: "1", Description: "Voided"}})
 	}
 	writeJSON(w, http.StatusOK, resp)
 }

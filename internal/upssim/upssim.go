@@ -1,6 +1,6 @@
 // Package upssim is a faithful, in-memory stand-in for UPS: the OAuth
 // endpoints (authorize, token, refresh) and the common REST APIs (Rating,
-// Shipping, Void, Tracking, Address Validation). It backs the tests, `make
+// Shipping, Void, Label Recovery, Tracking, Address Validation). It backs the tests, `make
 // demo` (through `upsproxy sandbox`) and users wiring up their software
 // without UPS credentials.
 //
