@@ -168,12 +168,17 @@ func hasErrorWithin(diags hcl.Diagnostics, skip int, r hcl.Range, except string)
 }
 
 // secretAttributes are the attributes whose values must never be shown in
-// a diagnostic's source snippet: a client secret written as a literal (the
-// very thing the literal-secret warning is about), and a proxy client's
-// bcrypt hash, which can be attacked offline.
+// a diagnostic's source snippet: every Secret-valued attribute (a client
+// secret or SMTP password written as a literal is the very thing the
+// literal-secret warning is about; a webhook URL or header can carry a
+// token), and a proxy client's bcrypt hash, which can be attacked offline.
+// A new Secret attribute belongs here (TestEverySecretAttributeIsMasked).
 var secretAttributes = map[string]bool{
-	"client_secret": true,
-	"password_hash": true,
+	"client_secret": true, // carrier
+	"password_hash": true, // client
+	"password":      true, // notify email
+	"url":           true, // notify webhook
+	"headers":       true, // notify webhook
 }
 
 // safeFunctions take arguments that name where a secret is (a variable, a
@@ -240,8 +245,9 @@ func maskSecrets(src []byte) []byte {
 				hclsyntax.TokenComma, hclsyntax.TokenEqual, hclsyntax.TokenColon:
 				continue
 			case hclsyntax.TokenIdent:
-				if i+1 < len(tokens) && tokens[i+1].Type == hclsyntax.TokenOParen {
-					continue // a function name
+				if i+1 < len(tokens) && (tokens[i+1].Type == hclsyntax.TokenOParen ||
+					depth > 0 && (tokens[i+1].Type == hclsyntax.TokenEqual || tokens[i+1].Type == hclsyntax.TokenColon)) {
+					continue // a function name, or an object key (a header name)
 				}
 				fallthrough
 			default:

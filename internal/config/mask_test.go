@@ -2,6 +2,9 @@ package config
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -52,6 +55,26 @@ func TestDiagnosticSnippetsNeverShowSecretValues(t *testing.T) {
 		{"bad escape (a parse error)", carrierHead + `  client_secret = "` + secret + `\q"` + "\n}\n", nil},
 		{"template with an unknown variable", carrierHead + `  client_secret = "` + secret + `${nope}"` + "\n}\n", nil},
 		{"unknown function", carrierHead + `  client_secret = upper("` + secret + `")` + "\n}\n", []string{"upper("}},
+		{"SMTP password", `notify "x" {
+  email {
+    host     = "smtp.example.com"
+    from     = "a@example.com"
+    username = "u"
+    password = "` + secret + `"
+    to       = ["b@example.com"]
+  }
+}
+`, []string{`password = "********************"`, "password is a literal"}},
+		{"webhook URL and header", `notify "x" {
+  webhook {
+    url     = "https://hooks.example.com/` + secret + `" + 1
+    headers = {
+      Authorization = "Bearer ` + secret + `"
+      "X-Other"     = 5
+    }
+  }
+}
+`, []string{"Authorization = \"", "url     = \"*"}},
 		{"password hash", `client "shop" {
   password_hash = "` + secret + `"
 }
@@ -107,4 +130,30 @@ func FuzzMaskSecrets(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Every attribute the loader evaluates as a Secret is masked in snippets: a
+// new one added without a secretAttributes entry fails here.
+func TestEverySecretAttributeIsMasked(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := regexp.MustCompile(`bd\.secret\(b, "([a-z_]+)"`)
+	found := 0
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range call.FindAllSubmatch(src, -1) {
+			found++
+			if !secretAttributes[string(m[1])] {
+				t.Errorf("%s: secret attribute %q is missing from secretAttributes", f, m[1])
+			}
+		}
+	}
+	if found < 3 {
+		t.Errorf("found only %d bd.secret calls; has the loader changed?", found)
+	}
 }
