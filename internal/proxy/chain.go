@@ -69,21 +69,24 @@ func (p *Proxy) chain(req *http.Request, via any) *http.Response {
 	// 4. Legacy URL shapes become today's /api/ paths.
 	tr := rt.translate(x.path)
 
-	// 5. Which carrier? The client's pin or the header come first; the
-	// body is read only when a shipper number in it could matter.
+	// 5. Which carrier? The client's pin or the header come first, then
+	// the shipper numbers of the body.
 	pin, err := rt.pinned(cl, req.Header)
 	if err != nil {
 		return x.fail(req, err)
 	}
 	replay := replayable(req.Method, tr.path)
+	// Every body is scanned, whatever the path, method, Content-Type or
+	// configuration: any JSON body could carry UPSSecurity or another
+	// carrier's shipper number, and whatever the scanner cannot classify
+	// is refused before anything is sent (scan.go).
 	var (
-		scanned bool   // the body's prefix was read
-		prefix  []byte // its first bytes, when scanned
-		whole   bool   // prefix is all of it
-		res     scanResult
+		prefix []byte // the body's first bytes, read
+		whole  bool   // prefix is all of it
 	)
-	if hasBody && (replay || tr.rateFromBody || hasPrefixFold(x.path, legacyRestPrefix) || rt.bodyMatters(pin)) {
-		scanned = true
+	sc := &x.scan
+	sc.reset()
+	if hasBody {
 		prefix, whole, err = readPrefix(body, req.ContentLength, rt.scanLimit)
 		if err != nil {
 			if x.tooLarge.Load() {
@@ -91,9 +94,27 @@ func (p *Proxy) chain(req *http.Request, via any) *http.Response {
 			}
 			return x.fail(req, &clientBodyError{err: err})
 		}
-		res = scanBody(prefix)
+		if whole && len(prefix) == 0 {
+			// A chunked body with no bytes at all.
+			hasBody, body, req.ContentLength = false, http.NoBody, 0
+		} else {
+			sc.feed(prefix)
+			if whole {
+				sc.finish()
+			} else {
+				sc.endPrefix()
+			}
+			if sc.fault != faultNone {
+				e := scanFaultError(sc.fault, sc.faultAt, rt.scanLimit)
+				if !whole {
+					return x.failClose(req, e)
+				}
+				return x.fail(req, e)
+			}
+		}
 	}
-	r, err := rt.resolve(cl, pin, req.Header, prefix, &res)
+	res := &sc.r
+	r, err := rt.resolve(cl, pin, req.Header, prefix, res)
 	if err != nil {
 		return x.fail(req, err)
 	}
@@ -116,10 +137,7 @@ func (p *Proxy) chain(req *http.Request, via any) *http.Response {
 	// 7. The body: cut out UPSSecurity, fill a missing shipper number.
 	path := tr.path
 	length := req.ContentLength
-	if scanned {
-		if res.securityOpen {
-			return x.fail(req, securityNotRemovableError(rt.scanLimit))
-		}
+	if hasBody {
 		if tr.rateFromBody {
 			op := ""
 			if res.requestOptionFound {
@@ -127,7 +145,7 @@ func (p *Proxy) chain(req *http.Request, via any) *http.Response {
 			}
 			path = "/api/rating/v1/" + rateOperation(op)
 		}
-		if edited := editBody(prefix, &res, r); edited != nil {
+		if edited := editBody(prefix, res, r); edited != nil {
 			if length >= 0 {
 				length += int64(len(edited) - len(prefix))
 			}
@@ -143,7 +161,15 @@ func (p *Proxy) chain(req *http.Request, via any) *http.Response {
 			x.body.Reset(prefix)
 			body = io.NopCloser(&x.body)
 		} else {
-			pb := &prefixBody{rest: body}
+			// The rest is scanned as it streams: a fault cuts the request
+			// off before the refused bytes, so UPS never gets it whole.
+			sc.check = x
+			x.rt, x.pin, x.cl = rt, pin, cl
+			rest := &scannedBody{rc: body, x: x, left: -1}
+			if req.ContentLength >= 0 {
+				rest.left = req.ContentLength - int64(sc.off)
+			}
+			pb := &prefixBody{rest: rest}
 			pb.r.Reset(prefix)
 			body = pb
 		}
@@ -181,6 +207,9 @@ func (p *Proxy) chain(req *http.Request, via any) *http.Response {
 	if err != nil {
 		if x.tooLarge.Load() {
 			return x.failClose(req, rt.errTooLarge)
+		}
+		if e := x.bodyFault.Load(); e != nil {
+			return x.failClose(req, e)
 		}
 		return x.fail(req, &upstreamError{route: r, err: err})
 	}
@@ -268,6 +297,18 @@ type exchange struct {
 	liveBody     bool        // the upstream request streams the client's body
 	readErr      bool        // reading UPS's response body failed midway
 	tooLarge     atomic.Bool // set by limitedBody
+	// The body scanner, and what the rest of a body streamed past the
+	// prefix needs (scannedBody): the refusal it ended with, the routing,
+	// the carrier pin and the proxy user.
+	scan      scanner
+	bodyFault atomic.Pointer[proxyError]
+	rt        *routing
+	pin       *route
+	cl        *client
+	// foreignOwner and foreignNumber: the shipper number past the prefix
+	// that belongs to another carrier.
+	foreignOwner  *route
+	foreignNumber string
 
 	upstreamBody io.ReadCloser
 	logged       atomic.Bool
@@ -305,6 +346,9 @@ func (x *exchange) outbound(req *http.Request, r *route, path string, body io.Re
 	x.out.RequestURI = ""
 	x.out.Body = body
 	x.out.ContentLength = length
+	// Trailers bypass header hygiene (a client can send Authorization or
+	// AccessLicenseNumber as one): none is forwarded, in any mode.
+	x.out.Trailer = nil
 	if body == nil || length == 0 {
 		x.out.Body = http.NoBody
 	}
