@@ -136,6 +136,15 @@ type scannedBody struct {
 	x     *exchange
 	left  int64 // bytes still due by Content-Length; -1 when chunked
 	ended bool
+
+	// What the check of shipper numbers needs: the routing, the chosen
+	// carrier, the carrier pin and the proxy user; and the number of
+	// another carrier found.
+	rt            *routing
+	route, pin    *route
+	cl            *client
+	foreignOwner  *route
+	foreignNumber string
 }
 
 func (b *scannedBody) Read(p []byte) (int, error) {
@@ -143,7 +152,7 @@ func (b *scannedBody) Read(p []byte) (int, error) {
 		return b.rc.Read(p)
 	}
 	n, err := b.rc.Read(p)
-	s := &b.x.scan
+	s := b.x.scan
 	if n > 0 {
 		s.feed(p[:n])
 	}
@@ -160,7 +169,7 @@ func (b *scannedBody) Read(p []byte) (int, error) {
 	}
 	if s.fault != faultNone {
 		b.ended = true
-		b.x.refuseRest()
+		b.refuse()
 		return 0, errBodyRefused
 	}
 	return n, err
@@ -168,40 +177,40 @@ func (b *scannedBody) Read(p []byte) (int, error) {
 
 func (b *scannedBody) Close() error { return b.rc.Close() }
 
-// refuseRest records why the rest of the body was refused, once.
-func (x *exchange) refuseRest() {
-	if x.bodyFault.Load() != nil {
+// refuse records why the rest of the body was refused, once.
+func (b *scannedBody) refuse() {
+	if b.x.bodyFault.Load() != nil {
 		return
 	}
-	s := &x.scan
-	e := scanFaultError(s.fault, s.faultAt, x.rt.scanLimit)
+	s := b.x.scan
+	e := scanFaultError(s.fault, s.faultAt, b.rt.scanLimit)
 	if s.fault == faultForeignShipper {
-		e = x.foreignShipperError()
+		e = b.foreignShipperError()
 	}
-	x.bodyFault.Store(e)
+	b.x.bodyFault.Store(e)
 }
 
 // acceptsShipper is the scanner's check of a shipper number past the
 // prefix: it must not belong to another carrier than the chosen one.
-func (x *exchange) acceptsShipper(n []byte) bool {
-	owner := x.rt.shipperOwner(n)
-	if owner == nil || owner == x.route {
+func (b *scannedBody) acceptsShipper(n []byte) bool {
+	owner := b.rt.shipperOwner(n)
+	if owner == nil || owner == b.route {
 		return true
 	}
-	x.foreignOwner, x.foreignNumber = owner, echoNumber(n)
+	b.foreignOwner, b.foreignNumber = owner, echoNumber(n)
 	return false
 }
 
 // foreignShipperError is the refusal of a shipper number of another
 // carrier found past the prefix: the same as resolve gives for one in the
 // prefix when the carrier was pinned, a "too late" one otherwise.
-func (x *exchange) foreignShipperError() *proxyError {
-	what := fmt.Sprintf("shipper number %q belongs to carrier %q", x.foreignNumber, x.foreignOwner.name)
+func (b *scannedBody) foreignShipperError() *proxyError {
+	what := fmt.Sprintf("shipper number %q belongs to carrier %q", b.foreignNumber, b.foreignOwner.name)
 	switch {
-	case x.cl != nil && x.cl.pin != nil:
-		return clientPinnedError(x.cl, what)
-	case x.pin != nil:
-		return carrierConflictError(fmt.Sprintf("the %s header names carrier %q, but %s", CarrierHeader, x.pin.name, what))
+	case b.cl != nil && b.cl.pin != nil:
+		return clientPinnedError(b.cl, what)
+	case b.pin != nil:
+		return carrierConflictError(fmt.Sprintf("the %s header names carrier %q, but %s", CarrierHeader, b.pin.name, what))
 	}
-	return lateShipperError(x.foreignNumber, x.foreignOwner.name, x.route.name, x.rt.scanLimit)
+	return lateShipperError(b.foreignNumber, b.foreignOwner.name, b.route.name, b.rt.scanLimit)
 }

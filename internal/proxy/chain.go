@@ -84,8 +84,7 @@ func (p *Proxy) chain(req *http.Request, via any) *http.Response {
 		prefix []byte // the body's first bytes, read
 		whole  bool   // prefix is all of it
 	)
-	sc := &x.scan
-	sc.reset()
+	res := &noBody
 	if hasBody {
 		prefix, whole, err = readPrefix(body, req.ContentLength, rt.scanLimit)
 		if err != nil {
@@ -98,6 +97,12 @@ func (p *Proxy) chain(req *http.Request, via any) *http.Response {
 			// A chunked body with no bytes at all.
 			hasBody, body, req.ContentLength = false, http.NoBody, 0
 		} else {
+			// Allocated here, not in the exchange: requests without a
+			// body (Track) do not pay for it.
+			sc := new(scanner)
+			sc.reset()
+			x.scan = sc
+			res = &sc.r
 			sc.feed(prefix)
 			if whole {
 				sc.finish()
@@ -113,7 +118,6 @@ func (p *Proxy) chain(req *http.Request, via any) *http.Response {
 			}
 		}
 	}
-	res := &sc.r
 	r, err := rt.resolve(cl, pin, req.Header, prefix, res)
 	if err != nil {
 		return x.fail(req, err)
@@ -163,11 +167,10 @@ func (p *Proxy) chain(req *http.Request, via any) *http.Response {
 		} else {
 			// The rest is scanned as it streams: a fault cuts the request
 			// off before the refused bytes, so UPS never gets it whole.
-			sc.check = x
-			x.rt, x.pin, x.cl = rt, pin, cl
-			rest := &scannedBody{rc: body, x: x, left: -1}
+			rest := &scannedBody{rc: body, x: x, left: -1, rt: rt, route: r, pin: pin, cl: cl}
+			x.scan.check = rest
 			if req.ContentLength >= 0 {
-				rest.left = req.ContentLength - int64(sc.off)
+				rest.left = req.ContentLength - int64(x.scan.off)
 			}
 			pb := &prefixBody{rest: rest}
 			pb.r.Reset(prefix)
@@ -263,6 +266,9 @@ func addressedEnvironment(req *http.Request, via any) (ups.Environment, *tunnel,
 	return t.env, nil, nil
 }
 
+// noBody is the scan result of a request without a body (read only).
+var noBody = scanResult{shipperOpen: -1}
+
 // maxLoggedTransID bounds a client-sent transId in the log (UPS allows 32).
 const maxLoggedTransID = 64
 
@@ -297,18 +303,10 @@ type exchange struct {
 	liveBody     bool        // the upstream request streams the client's body
 	readErr      bool        // reading UPS's response body failed midway
 	tooLarge     atomic.Bool // set by limitedBody
-	// The body scanner, and what the rest of a body streamed past the
-	// prefix needs (scannedBody): the refusal it ended with, the routing,
-	// the carrier pin and the proxy user.
-	scan      scanner
+	// The body scanner (nil without a body), and the refusal of the rest
+	// of a body streamed past the prefix (scannedBody).
+	scan      *scanner
 	bodyFault atomic.Pointer[proxyError]
-	rt        *routing
-	pin       *route
-	cl        *client
-	// foreignOwner and foreignNumber: the shipper number past the prefix
-	// that belongs to another carrier.
-	foreignOwner  *route
-	foreignNumber string
 
 	upstreamBody io.ReadCloser
 	logged       atomic.Bool

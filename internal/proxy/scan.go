@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"encoding/binary"
 	"unicode/utf8"
 )
 
@@ -519,10 +520,7 @@ func (s *scanner) stringBytes(b []byte, i, base int) int {
 			i++
 			continue
 		}
-		j := i
-		for j < len(b) && !strStop[b[j]] {
-			j++
-		}
+		j := plainRun(b, i)
 		s.keep(b[i:j])
 		if j == len(b) {
 			return j
@@ -539,6 +537,32 @@ func (s *scanner) stringBytes(b []byte, i, base int) int {
 			s.fail(faultSyntax, base+j)
 			return j
 		}
+	}
+	return i
+}
+
+// plainRun returns the offset of the first byte at or after i that ends a
+// run of plain string content (a quote, a backslash or a control
+// character), or len(b). Eight bytes at a time: base64 documents make
+// strings of megabytes.
+func plainRun(b []byte, i int) int {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	for ; i+8 <= len(b); i += 8 {
+		v := binary.LittleEndian.Uint64(b[i:])
+		// A byte below 0x20, or equal to '"' or '\\', sets its high bit
+		// in stop (the classic "has a zero byte" test; bytes at or above
+		// 0x80 are excluded by &^ v).
+		q, bs := v^(ones*'"'), v^(ones*'\\')
+		stop := ((v - ones*0x20) | (q - ones) | (bs - ones)) &^ v & highs
+		if stop != 0 {
+			break
+		}
+	}
+	for i < len(b) && !strStop[b[i]] {
+		i++
 	}
 	return i
 }
@@ -605,10 +629,21 @@ func keyID(k []byte) byte {
 	if len(k) == 0 {
 		return keyOther
 	}
+	ascii := true
+	for _, c := range k {
+		if c >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+	}
 	for _, kk := range knownKeys {
-		// A key that folds to a known one is at most 3 times as long in
-		// UTF-8 (K and ſ fold to k and s) and at least as long.
-		if len(k) >= len(kk.name) && len(k) <= 3*len(kk.name) && bytes.EqualFold(k, kk.name) {
+		// An ASCII key folds to a known one only at the same length; any
+		// other is at least as long and at most 3 times as long in UTF-8
+		// (K and ſ fold to k and s).
+		if ascii && len(k) != len(kk.name) || len(k) < len(kk.name) || len(k) > 3*len(kk.name) {
+			continue
+		}
+		if bytes.EqualFold(k, kk.name) {
 			return kk.id
 		}
 	}

@@ -42,3 +42,24 @@ func BenchmarkScanBody(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkScanBodyStreamed is the 1 MiB body fed in 32 KiB reads, as
+// scannedBody sees the rest of a body: no allocation, whatever the size of
+// its strings.
+func BenchmarkScanBodyStreamed(b *testing.B) {
+	b.SetBytes(int64(len(benchBigBody)))
+	b.ReportAllocs()
+	var s scanner
+	for b.Loop() {
+		s.reset()
+		for rest := benchBigBody; len(rest) > 0; {
+			k := min(32<<10, len(rest))
+			s.feed(rest[:k])
+			rest = rest[k:]
+		}
+		s.finish()
+		if s.fault != faultNone {
+			b.Fatal(s.fault)
+		}
+	}
+}
