@@ -105,7 +105,7 @@ reminders {
 limits {
   # Sizes: a number of bytes, or with a unit B, KiB, MiB, GiB, KB, MB, GB.
   max_request_body    = "10MiB" # larger bodies get UPSPROXY_REQUEST_TOO_LARGE
-  body_scan_limit     = "1MiB"  # how much of a body is searched for a shipper number
+  body_scan_limit     = "1MiB"  # read and checked (UPSSecurity, shipper numbers) before a body is sent; the rest is checked as it streams
   max_connections     = 1024    # concurrent client connections
   read_header_timeout = "10s"
   idle_timeout        = "120s"

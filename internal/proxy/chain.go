@@ -69,21 +69,23 @@ func (p *Proxy) chain(req *http.Request, via any) *http.Response {
 	// 4. Legacy URL shapes become today's /api/ paths.
 	tr := rt.translate(x.path)
 
-	// 5. Which carrier? The client's pin or the header come first; the
-	// body is read only when a shipper number in it could matter.
+	// 5. Which carrier? The client's pin or the header come first, then
+	// the shipper numbers of the body.
 	pin, err := rt.pinned(cl, req.Header)
 	if err != nil {
 		return x.fail(req, err)
 	}
 	replay := replayable(req.Method, tr.path)
+	// Every body is scanned, whatever the path, method, Content-Type or
+	// configuration: any JSON body could carry UPSSecurity or another
+	// carrier's shipper number, and whatever the scanner cannot classify
+	// is refused before anything is sent (scan.go).
 	var (
-		scanned bool   // the body's prefix was read
-		prefix  []byte // its first bytes, when scanned
-		whole   bool   // prefix is all of it
-		res     scanResult
+		prefix []byte // the body's first bytes, read
+		whole  bool   // prefix is all of it
 	)
-	if hasBody && (replay || tr.rateFromBody || hasPrefixFold(x.path, legacyRestPrefix) || rt.bodyMatters(pin)) {
-		scanned = true
+	res := &noBody
+	if hasBody {
 		prefix, whole, err = readPrefix(body, req.ContentLength, rt.scanLimit)
 		if err != nil {
 			if x.tooLarge.Load() {
@@ -91,9 +93,32 @@ func (p *Proxy) chain(req *http.Request, via any) *http.Response {
 			}
 			return x.fail(req, &clientBodyError{err: err})
 		}
-		res = scanBody(prefix)
+		if whole && len(prefix) == 0 {
+			// A chunked body with no bytes at all.
+			hasBody, body, req.ContentLength = false, http.NoBody, 0
+		} else {
+			// Allocated here, not in the exchange: requests without a
+			// body (Track) do not pay for it.
+			sc := new(scanner)
+			sc.reset()
+			x.scan = sc
+			res = &sc.r
+			sc.feed(prefix)
+			if whole {
+				sc.finish()
+			} else {
+				sc.endPrefix()
+			}
+			if sc.fault != faultNone {
+				e := scanFaultError(sc.fault, sc.faultAt, rt.scanLimit)
+				if !whole {
+					return x.failClose(req, e)
+				}
+				return x.fail(req, e)
+			}
+		}
 	}
-	r, err := rt.resolve(cl, pin, req.Header, prefix, &res)
+	r, err := rt.resolve(cl, pin, req.Header, prefix, res)
 	if err != nil {
 		return x.fail(req, err)
 	}
@@ -116,10 +141,7 @@ func (p *Proxy) chain(req *http.Request, via any) *http.Response {
 	// 7. The body: cut out UPSSecurity, fill a missing shipper number.
 	path := tr.path
 	length := req.ContentLength
-	if scanned {
-		if res.securityOpen {
-			return x.fail(req, securityNotRemovableError(rt.scanLimit))
-		}
+	if hasBody {
 		if tr.rateFromBody {
 			op := ""
 			if res.requestOptionFound {
@@ -127,7 +149,7 @@ func (p *Proxy) chain(req *http.Request, via any) *http.Response {
 			}
 			path = "/api/rating/v1/" + rateOperation(op)
 		}
-		if edited := editBody(prefix, &res, r); edited != nil {
+		if edited := editBody(prefix, res, r); edited != nil {
 			if length >= 0 {
 				length += int64(len(edited) - len(prefix))
 			}
@@ -143,7 +165,14 @@ func (p *Proxy) chain(req *http.Request, via any) *http.Response {
 			x.body.Reset(prefix)
 			body = io.NopCloser(&x.body)
 		} else {
-			pb := &prefixBody{rest: body}
+			// The rest is scanned as it streams: a fault cuts the request
+			// off before the refused bytes, so UPS never gets it whole.
+			rest := &scannedBody{rc: body, x: x, left: -1, rt: rt, route: r, pin: pin, cl: cl}
+			x.scan.check = rest
+			if req.ContentLength >= 0 {
+				rest.left = req.ContentLength - int64(x.scan.off)
+			}
+			pb := &prefixBody{rest: rest}
 			pb.r.Reset(prefix)
 			body = pb
 		}
@@ -181,6 +210,9 @@ func (p *Proxy) chain(req *http.Request, via any) *http.Response {
 	if err != nil {
 		if x.tooLarge.Load() {
 			return x.failClose(req, rt.errTooLarge)
+		}
+		if e := x.bodyFault.Load(); e != nil {
+			return x.failClose(req, e)
 		}
 		return x.fail(req, &upstreamError{route: r, err: err})
 	}
@@ -234,6 +266,9 @@ func addressedEnvironment(req *http.Request, via any) (ups.Environment, *tunnel,
 	return t.env, nil, nil
 }
 
+// noBody is the scan result of a request without a body (read only).
+var noBody = scanResult{shipperOpen: -1}
+
 // maxLoggedTransID bounds a client-sent transId in the log (UPS allows 32).
 const maxLoggedTransID = 64
 
@@ -268,6 +303,10 @@ type exchange struct {
 	liveBody     bool        // the upstream request streams the client's body
 	readErr      bool        // reading UPS's response body failed midway
 	tooLarge     atomic.Bool // set by limitedBody
+	// The body scanner (nil without a body), and the refusal of the rest
+	// of a body streamed past the prefix (scannedBody).
+	scan      *scanner
+	bodyFault atomic.Pointer[proxyError]
 
 	upstreamBody io.ReadCloser
 	logged       atomic.Bool
@@ -305,6 +344,9 @@ func (x *exchange) outbound(req *http.Request, r *route, path string, body io.Re
 	x.out.RequestURI = ""
 	x.out.Body = body
 	x.out.ContentLength = length
+	// Trailers bypass header hygiene (a client can send Authorization or
+	// AccessLicenseNumber as one): none is forwarded, in any mode.
+	x.out.Trailer = nil
 	if body == nil || length == 0 {
 		x.out.Body = http.NoBody
 	}

@@ -55,6 +55,12 @@ const (
 	// authorize) the requests inside the tunnel. Not in SPEC's table: it is
 	// a configuration problem, distinct from a forbidden host.
 	CodeMITMNotConfigured = "UPSPROXY_MITM_NOT_CONFIGURED"
+	// CodeInvalidBody (400): the request body is not JSON the proxy can
+	// check for legacy credentials and shipper numbers (malformed, or
+	// nested or repeated beyond the scanner's limits). Not in SPEC's
+	// table: the proxy refuses what it cannot classify rather than
+	// forward it.
+	CodeInvalidBody = "UPSPROXY_INVALID_BODY"
 )
 
 // Header names that are part of the proxy's contract with clients.
@@ -74,7 +80,7 @@ func statusFor(code string) int {
 		return http.StatusUnauthorized
 	case CodeProxyAuthRequired:
 		return http.StatusProxyAuthRequired
-	case CodeNoCarrier:
+	case CodeNoCarrier, CodeInvalidBody:
 		return http.StatusBadRequest
 	case CodeCarrierInactive, CodeHostNotAllowed, CodeEnvironmentMismatch, CodeMITMNotConfigured, CodeClientNotAllowed:
 		return http.StatusForbidden
@@ -169,6 +175,8 @@ var (
 	errMITMNotConfigured = newProxyError(CodeMITMNotConfigured,
 		"HTTPS proxying (CONNECT) needs a mitm block (ca_cert, ca_key) in the upsproxy configuration. "+
 			"Create a CA with `upsproxy ca init`, or set the client's UPS base URL to the proxy instead.")
+	errCarrierHeaderTwice = newProxyError(CodeNoCarrier,
+		"The request carries more than one "+CarrierHeader+" header, with different carriers: send one.")
 	errForwardFailed = newProxyError(CodeUpstreamUnavailable,
 		"upsproxy could not forward the request to UPS.")
 	errProxyAuthMissing = withAuthenticate(newProxyError(CodeProxyAuthRequired,
@@ -204,11 +212,36 @@ func carrierConflictError(what string) *proxyError {
 		". Send one carrier's shipper numbers, or drop the "+CarrierHeader+" header.")
 }
 
-func securityNotRemovableError(limit int64) *proxyError {
+// scanFaultError tells the client why the body scanner refused its body;
+// at is the offset of the byte where it stopped (scan.go).
+func scanFaultError(f scanFault, at int, limit int64) *proxyError {
+	switch f {
+	case faultSecurity:
+		return newProxyError(CodeRequestTooLarge, fmt.Sprintf(
+			"The request body carries a legacy UPSSecurity element that upsproxy cannot remove: it does not lie within "+
+				"the first %d bytes (limits.body_scan_limit), or there are more than %d of them. upsproxy never forwards "+
+				"UPS credentials; remove UPSSecurity from the request.", limit, maxSecuritySpans))
+	case faultDepth:
+		return newProxyError(CodeInvalidBody, fmt.Sprintf(
+			"The request body nests JSON deeper than %d levels (at byte %d); upsproxy forwards only bodies it can check.",
+			maxScanDepth, at))
+	case faultNumbers:
+		return newProxyError(CodeInvalidBody, fmt.Sprintf(
+			"The request body names more than %d shipper numbers (at byte %d); upsproxy forwards only bodies it can check.",
+			maxScanNumbers, at))
+	}
+	return newProxyError(CodeInvalidBody, fmt.Sprintf(
+		"The request body is not valid JSON (at byte %d). upsproxy forwards only JSON bodies, which it checks for "+
+			"legacy credentials; fix the request.", at))
+}
+
+// lateShipperError refuses a body whose shipper number of another carrier
+// came after the prefix the carrier was chosen from.
+func lateShipperError(number, owner, chosen string, limit int64) *proxyError {
 	return newProxyError(CodeRequestTooLarge, fmt.Sprintf(
-		"The request body carries a legacy UPSSecurity element that upsproxy cannot remove: it does not end within "+
-			"the first %d bytes (limits.body_scan_limit) or the JSON is malformed. upsproxy never forwards UPS credentials; "+
-			"remove UPSSecurity from the request.", limit))
+		"Shipper number %q of carrier %q appears after the first %d bytes of the body (limits.body_scan_limit), "+
+			"when upsproxy had already chosen carrier %q; the request was stopped before it reached UPS. "+
+			"Put the Shipper first in the body, or raise body_scan_limit.", number, owner, limit, chosen))
 }
 
 // echoNumber bounds a client-sent shipper number in a message.

@@ -11,7 +11,10 @@ import (
 	"github.com/upsproxy/upsproxy/internal/ups"
 )
 
+// isUPSHost: a UPS host name in any case, with or without the trailing
+// dot of a fully qualified name.
 func isUPSHost(h string) bool {
+	h = strings.TrimSuffix(h, ".")
 	return strings.EqualFold(h, ups.TestHost) || strings.EqualFold(h, ups.ProductionHost)
 }
 

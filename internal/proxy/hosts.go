@@ -31,15 +31,25 @@ var (
 // base-URL mode, which it could have had anyway.
 const baseURLHost = "base-url.upsproxy.invalid"
 
-// lookupUPSHost returns the UPS host named hostname, or nil.
-func lookupUPSHost(hostname string) *target {
-	switch {
-	case strings.EqualFold(hostname, ups.ProductionHost):
+// lookupUPSHost returns the UPS host named host, or nil. host is
+// normalised first (normalHost): every check of a host name goes through
+// here, so "WWWCIE.UPS.COM." is the Test host for the environment guard as
+// much as for the allow-list.
+func lookupUPSHost(host string) *target {
+	switch normalHost(host) {
+	case ups.ProductionHost:
 		return productionTarget
-	case strings.EqualFold(hostname, ups.TestHost):
+	case ups.TestHost:
 		return testTarget
 	}
 	return nil
+}
+
+// normalHost is a host name as the checks compare it: lower case and
+// without the one trailing dot of a fully qualified name
+// ("wwwcie.ups.com." resolves to the same host as "wwwcie.ups.com").
+func normalHost(host string) string {
+	return strings.ToLower(strings.TrimSuffix(host, "."))
 }
 
 // connectTarget checks the authority of a CONNECT request: a UPS host, on
@@ -79,9 +89,10 @@ func requestTarget(u *url.URL) *target {
 }
 
 // hostname strips an optional port (and IPv6 brackets) from a Host header
-// value. Unlike net.SplitHostPort it does not allocate an error for a host
-// without a port, which is the common case on the hot path.
+// value and normalises the name (normalHost). Unlike net.SplitHostPort it
+// does not allocate an error for a host without a port, which is the
+// common case on the hot path.
 func hostname(hostport string) string {
 	u := url.URL{Host: hostport}
-	return u.Hostname()
+	return normalHost(u.Hostname())
 }

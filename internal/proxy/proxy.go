@@ -12,11 +12,10 @@
 // one mapper (errors.go, the Code* constants), and every request gets
 // exactly one access log line and one Observer call.
 //
-// Request bodies stream; a bounded prefix (Config.BodyScanLimit) is read
-// first only when a feature needs it: a shipper number could pick or
-// contradict the carrier, the carrier fills missing shipper numbers, the
-// path is a pre-2019 /rest/ call (UPSSecurity), or the operation is
-// replayable. See CONFIG.md for the behaviour as ops see it.
+// Request bodies stream; a bounded prefix (Config.BodyScanLimit) of every
+// body is read and scanned first (scan.go), the rest is scanned as it
+// streams, and what the scanner cannot classify is refused. See README.md
+// for the behaviour as ops see it.
 package proxy
 
 import (

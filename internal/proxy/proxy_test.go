@@ -499,15 +499,21 @@ func TestRequestAndResponseBodiesAreStreamedNotBuffered(t *testing.T) {
 			return e.mitmClient(t, ups.ProductionHost)
 		}},
 	}
+	// Every body's first body_scan_limit bytes are read and scanned before
+	// anything is sent; the rest streams, scanned on the way.
+	small := func(o *proxy.Options) { o.Config.BodyScanLimit = 4 }
 	for _, m := range modes {
-		t.Run(m.name+", Ship (never buffered)", func(t *testing.T) {
-			testStreaming(t, m.client, "/api/shipments/v2409/ship", nil)
+		t.Run(m.name+", Ship with a body over the scan limit", func(t *testing.T) {
+			testStreaming(t, m.client, "/api/shipments/v2409/ship", small)
 		})
 		t.Run(m.name+", Rate with a body over the scan limit (only the limit is buffered for a replay)", func(t *testing.T) {
-			testStreaming(t, m.client, "/api/rating/v2409/Rate", func(o *proxy.Options) { o.Config.BodyScanLimit = 4 })
+			testStreaming(t, m.client, "/api/rating/v2409/Rate", small)
 		})
 	}
 }
+
+// The request body of testStreaming, sent in two parts: a JSON object.
+const streamPart1, streamPart2 = `{"a":"`, `x"}`
 
 // testStreaming: UPS sees the start of the request body while the client is
 // still sending it, and the client sees the start of the response while UPS
@@ -519,7 +525,7 @@ func testStreaming(t *testing.T, mkClient func(e *testEnv, t *testing.T) (*http.
 	releaseAll := func() { releaseOnce.Do(func() { close(release) }) }
 	e := newTestEnv(t, mod)
 	e.prod.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		buf := make([]byte, 6)
+		buf := make([]byte, len(streamPart1))
 		if _, err := io.ReadFull(r.Body, buf); err != nil {
 			firstPart <- "error: " + err.Error()
 			return
@@ -538,7 +544,7 @@ func testStreaming(t *testing.T, mkClient func(e *testEnv, t *testing.T) (*http.
 	client, base := mkClient(e, t)
 	pr, pw := io.Pipe()
 	t.Cleanup(func() { releaseAll(); pw.Close() })
-	go func() { _, _ = io.WriteString(pw, "part1;") }()
+	go func() { _, _ = io.WriteString(pw, streamPart1) }()
 
 	done := make(chan *http.Response, 1)
 	go func() {
@@ -552,13 +558,13 @@ func testStreaming(t *testing.T, mkClient func(e *testEnv, t *testing.T) (*http.
 
 	select {
 	case got := <-firstPart:
-		if got != "part1;" {
+		if got != streamPart1 {
 			t.Fatalf("upstream read %q first", got)
 		}
 	case <-time.After(3 * time.Second):
 		t.Fatal("UPS did not get the start of the body before the client finished sending it: the proxy buffers request bodies")
 	}
-	_, _ = io.WriteString(pw, "part2")
+	_, _ = io.WriteString(pw, streamPart2)
 	pw.Close()
 
 	var resp *http.Response
@@ -582,8 +588,8 @@ func testStreaming(t *testing.T, mkClient func(e *testEnv, t *testing.T) (*http.
 		t.Fatal("the client did not get the start of the response body while UPS was still sending it: the proxy buffers responses")
 	}
 	releaseAll()
-	if rest := readBody(t, resp); rest != "tail:part2" {
-		t.Errorf("rest of response = %q, want %q", rest, "tail:part2")
+	if rest := readBody(t, resp); rest != "tail:"+streamPart2 {
+		t.Errorf("rest of response = %q, want %q", rest, "tail:"+streamPart2)
 	}
 }
 

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 )
@@ -31,6 +32,13 @@ func (rt *routing) pinned(cl *client, h http.Header) (*route, error) {
 	name := ""
 	if names := h[CarrierHeader]; len(names) > 0 {
 		name = names[0]
+		for _, other := range names[1:] {
+			if other != name {
+				// Which one would UPS-side tools, or another proxy,
+				// believe? Neither is guessed.
+				return nil, errCarrierHeaderTwice
+			}
+		}
 	}
 	if cl != nil && cl.pin != nil {
 		if name != "" && name != cl.pin.name {
@@ -47,19 +55,10 @@ func (rt *routing) pinned(cl *client, h http.Header) (*route, error) {
 	return nil, unknownCarrierError(name)
 }
 
-// bodyMatters reports whether the body must be read to resolve the carrier
-// of a request pinned to pin (nil: not pinned) or to fill its shipper
-// number. Without shipper accounts that could change the outcome, and
-// without fill_shipper_number, bodies stream untouched.
-func (rt *routing) bodyMatters(pin *route) bool {
-	if pin != nil {
-		return pin.foreignNumbers || pin.fill
-	}
-	return rt.numbersDecide || (rt.def != nil && rt.def.fill)
-}
-
 // resolve finishes carrier resolution with the shipper numbers of the
-// request (res and prefix are empty when the body was not read).
+// request: the header's, and those the scanner found in the body's prefix
+// (res and prefix are empty without a body). Numbers past the prefix are
+// checked against the outcome as the body streams (scannedBody).
 func (rt *routing) resolve(cl *client, pin *route, h http.Header, prefix []byte, res *scanResult) (*route, error) {
 	if len(rt.byShipper) > 0 {
 		owner, number, err := rt.numberOwner(h, prefix, res)
@@ -121,13 +120,19 @@ func (rt *routing) numberOwner(h http.Header, prefix []byte, res *scanResult) (*
 	return owner, echoNumber(number), nil
 }
 
-// editBody returns the prefix with the UPSSecurity members cut out and a
-// missing shipper number filled in for r, or nil when nothing changes.
+// editBody returns the prefix with the UPSSecurity members and a byte
+// order mark cut out and a missing shipper number filled in for r, or nil
+// when nothing changes.
 func editBody(prefix []byte, res *scanResult, r *route) []byte {
-	var buf [maxSecuritySpans + 1]edit
+	var buf [maxSecuritySpans + 2]edit
 	edits := buf[:0]
 	for i := 0; i < res.nSecurity; i++ {
 		edits = append(edits, edit{start: res.security[i].start, end: res.security[i].end})
+	}
+	if res.bom && bytes.HasPrefix(prefix, utf8BOM) {
+		// A UTF-8 byte order mark is cut out: RFC 8259 lets a parser
+		// ignore it, and UPS need not.
+		edits = append(edits, edit{start: 0, end: len(utf8BOM)})
 	}
 	if r.fill && res.shipperOpen >= 0 && res.shipperDone {
 		quoted := `"` + r.fillNumber + `"`

@@ -19,9 +19,6 @@ type routing struct {
 	def    *route // the default carrier; nil when none is marked
 	// byShipper maps upper-cased shipper numbers to their carrier.
 	byShipper map[string]*route
-	// numbersDecide: without a pin, a shipper number in the request can
-	// pick a carrier other than the default one, so bodies are scanned.
-	numbersDecide bool
 
 	// clients is nil when no client block exists: no proxy auth.
 	clients map[string]*client
@@ -46,9 +43,6 @@ type route struct {
 	// fill: a missing Shipper.ShipperNumber is filled with fillNumber.
 	fill       bool
 	fillNumber string
-	// foreignNumbers: another carrier owns shipper numbers, so a request
-	// pinned to this carrier (by header or client) may name one of them.
-	foreignNumbers bool
 	// bearer caches the Authorization header value for the current access
 	// token, so the hot path builds it once per token, not once per request.
 	bearer atomic.Pointer[bearerHeader]
@@ -138,19 +132,6 @@ func buildRouting(cfg Config) (*routing, error) {
 			}
 			rt.byShipper[key] = r
 		}
-	}
-	for _, r := range rt.byShipper {
-		if r != rt.def {
-			rt.numbersDecide = true
-		}
-		for _, other := range rt.byName {
-			if other != r {
-				other.foreignNumbers = true
-			}
-		}
-	}
-	if rt.def == nil && len(rt.byShipper) > 0 {
-		rt.numbersDecide = true
 	}
 
 	if len(cfg.Clients) > 0 {
