@@ -55,6 +55,19 @@ const (
 	// authorize) the requests inside the tunnel. Not in SPEC's table: it is
 	// a configuration problem, distinct from a forbidden host.
 	CodeMITMNotConfigured = "UPSPROXY_MITM_NOT_CONFIGURED"
+	// CodeMethodNotAllowed (405): the method is not one UPS APIs use
+	// (TRACE would echo the bearer token, CONNECT inside a tunnel would
+	// nest one); refused before anything is sent upstream.
+	CodeMethodNotAllowed = "UPSPROXY_METHOD_NOT_ALLOWED"
+	// CodeBadRequest (400, or 431 for headers over limits.max_header_bytes):
+	// the request is not well-formed HTTP/1.1 (request line, headers,
+	// chunked body framing). Nothing of it reaches UPS, or only an aborted
+	// request UPS cannot act on.
+	CodeBadRequest = "UPSPROXY_BAD_REQUEST"
+	// CodeRequestTimeout (408): the client did not send its request in time
+	// (limits.read_header_timeout, request_body_timeout and
+	// request_body_min_rate); the connection is closed.
+	CodeRequestTimeout = "UPSPROXY_REQUEST_TIMEOUT"
 )
 
 // Header names that are part of the proxy's contract with clients.
@@ -84,6 +97,12 @@ func statusFor(code string) int {
 		return http.StatusBadGateway
 	case CodeRequestTooLarge:
 		return http.StatusRequestEntityTooLarge
+	case CodeMethodNotAllowed:
+		return http.StatusMethodNotAllowed
+	case CodeBadRequest:
+		return http.StatusBadRequest
+	case CodeRequestTimeout:
+		return http.StatusRequestTimeout
 	}
 	return http.StatusBadGateway
 }
@@ -97,6 +116,9 @@ const (
 	// block pins another carrier than the request names. The carrier
 	// exists, the client may not use it: 403, not 400.
 	clientPinnedStatus = http.StatusForbidden
+	// headersTooLargeStatus: UPSPROXY_BAD_REQUEST when the request line and
+	// headers exceed limits.max_header_bytes.
+	headersTooLargeStatus = http.StatusRequestHeaderFieldsTooLarge
 )
 
 // proxyError is an answer the proxy gives itself instead of UPS's. Its body
@@ -112,6 +134,8 @@ type proxyError struct {
 	lengthValue []string
 	// authenticate, when set, is sent as Proxy-Authenticate (407 only).
 	authenticate []string
+	// allow, when set, is sent as Allow (405 only).
+	allow []string
 }
 
 func newProxyError(code, message string) *proxyError {
@@ -145,6 +169,9 @@ func (e *proxyError) response(req *http.Request) *http.Response {
 	if e.authenticate != nil {
 		h["Proxy-Authenticate"] = e.authenticate
 	}
+	if e.allow != nil {
+		h["Allow"] = e.allow
+	}
 	return &http.Response{
 		StatusCode:    e.status,
 		Status:        strconv.Itoa(e.status) + " " + http.StatusText(e.status),
@@ -177,6 +204,32 @@ var (
 	errProxyAuthFailed = withAuthenticate(newProxyError(CodeProxyAuthRequired,
 		"The proxy user name or password is wrong."))
 )
+
+// Refusals of malformed, slow or disallowed requests.
+var (
+	errMethodNotAllowed = func() *proxyError {
+		e := newProxyError(CodeMethodNotAllowed,
+			"upsproxy only forwards the methods UPS APIs use: "+allowedMethods+".")
+		e.allow = []string{allowedMethods}
+		return e
+	}()
+	errMalformedRequest = newProxyError(CodeBadRequest,
+		"The request is not well-formed HTTP/1.1 (request line or headers); nothing was sent to UPS.")
+	errMalformedBody = newProxyError(CodeBadRequest,
+		"The request body could not be read: its chunked encoding is malformed or it ended early. "+
+			"UPS got no complete request.")
+	errHeadersTimeout = newProxyError(CodeRequestTimeout,
+		"The request line and headers did not arrive within limits.read_header_timeout; nothing was sent to UPS.")
+	errBodyTimeout = newProxyError(CodeRequestTimeout,
+		"The request body did not arrive in time (limits.request_body_timeout, request_body_min_rate). "+
+			"UPS got no complete request.")
+)
+
+// headersTooLargeError refuses a request whose line and headers exceed limit.
+func headersTooLargeError(limit int) *proxyError {
+	return newProxyErrorStatus(CodeBadRequest, headersTooLargeStatus, fmt.Sprintf(
+		"The request line and headers exceed %d bytes (limits.max_header_bytes); nothing was sent to UPS.", limit))
+}
 
 // proxyAuthenticateValue is the Proxy-Authenticate header of the 407 answers.
 var proxyAuthenticateValue = []string{`Basic realm="upsproxy"`}
@@ -298,6 +351,13 @@ func clientError(err error) *proxyError {
 		default:
 			return te.route.errs.storeUnavailable
 		}
+	}
+	var be *clientBodyError
+	if errors.As(err, &be) {
+		if isTimeout(be.err) {
+			return errBodyTimeout
+		}
+		return errMalformedBody
 	}
 	var ue *upstreamError
 	if errors.As(err, &ue) {
