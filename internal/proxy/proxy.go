@@ -171,7 +171,24 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		markBaseURL(r)
 	}
 	rd, _ := w.(readDeadliner)
-	respond(w, p.chain(r, nil, rd))
+	resp := p.chain(r, nil, rd)
+	closing := resp.Close
+	respond(w, resp)
+	if closing {
+		boundDrain(rd)
+	}
+}
+
+// boundDrain bounds what net/http does after a handler that answered with
+// Connection: close while the request body was unread: it reads up to 256
+// KiB of that body, with no deadline, before closing; a client that
+// declared a body and never sends it would keep the connection. What the
+// client does send within rstAvoidance is still read, so that its TCP
+// stack does not reset the connection before the answer is read.
+func boundDrain(rd readDeadliner) {
+	if rd != nil {
+		_ = rd.SetReadDeadline(time.Now().Add(rstAvoidance))
+	}
 }
 
 // refuseClient answers a client whose address is not allowed, before
@@ -188,6 +205,8 @@ func (p *Proxy) refuseClient(w http.ResponseWriter, r *http.Request) {
 	h.Set("Connection", "close")
 	w.WriteHeader(resp.StatusCode)
 	_, _ = io.Copy(w, resp.Body)
+	rd, _ := w.(readDeadliner)
+	boundDrain(rd)
 }
 
 // markBaseURL marks an origin-form request (`POST /api/rating/...`,

@@ -192,9 +192,12 @@ func (c *tunnelConn) serve() {
 		// net/http's allowance: the bufio.Reader may read past the headers.
 		c.lr.limit(int64(lim.MaxHeaderBytes) + 4096)
 		req, err := http.ReadRequest(c.br)
-		got, hit := c.lr.read, c.lr.hit
+		got, hit, connErr := c.lr.read, c.lr.hit, c.lr.err
 		c.lr.limit(-1)
 		if err != nil {
+			if connErr != nil {
+				err = connErr
+			}
 			c.refuseFrame(err, !first || got+int64(c.br.Buffered()) > 0, hit)
 			return
 		}
@@ -329,9 +332,13 @@ type headerLimit struct {
 	left int64 // -1: no limit (bodies)
 	read int64 // since limit was set
 	hit  bool
+	// err is the connection's last read error while limited: net/http's
+	// parser reports a deadline that cut a header line as a malformed
+	// line, not as a timeout.
+	err error
 }
 
-func (l *headerLimit) limit(n int64) { l.left, l.read, l.hit = n, 0, false }
+func (l *headerLimit) limit(n int64) { l.left, l.read, l.hit, l.err = n, 0, false, nil }
 
 func (l *headerLimit) Read(p []byte) (int, error) {
 	if l.left < 0 {
@@ -347,6 +354,9 @@ func (l *headerLimit) Read(p []byte) (int, error) {
 	n, err := l.r.Read(p)
 	l.left -= int64(n)
 	l.read += int64(n)
+	if err != nil {
+		l.err = err
+	}
 	return n, err
 }
 
