@@ -159,7 +159,7 @@ func (e *proxyError) Error() string { return e.code + ": " + e.message }
 var jsonContentType = []string{"application/json"}
 
 // response renders e for req. The header map is fresh on every call
-// because goproxy may edit a response's header; the values are shared
+// because the tunnel loop edits a response's framing; the values are shared
 // (nobody appends to them in place).
 func (e *proxyError) response(req *http.Request) *http.Response {
 	h := make(http.Header, 4)
