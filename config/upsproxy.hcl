@@ -107,8 +107,18 @@ limits {
   max_request_body    = "10MiB" # larger bodies get UPSPROXY_REQUEST_TOO_LARGE
   body_scan_limit     = "1MiB"  # read and checked (UPSSecurity, shipper numbers) before a body is sent; the rest is checked as it streams
   max_connections     = 1024    # concurrent client connections
-  read_header_timeout = "10s"
-  idle_timeout        = "120s"
+  # No client can hold a connection without progress: every phase has a
+  # deadline, inside HTTPS (CONNECT) tunnels too. A slow client gets
+  # UPSPROXY_REQUEST_TIMEOUT (408), oversized headers UPSPROXY_BAD_REQUEST (431).
+  read_header_timeout   = "10s"   # request line and headers
+  idle_timeout          = "120s"  # keep-alive connection or tunnel with no next request
+  tls_handshake_timeout = "10s"   # CONNECT tunnel until its TLS handshake is done
+  max_header_bytes      = "64KiB" # request line and headers
+  # A request body may take request_body_timeout plus one second per
+  # request_body_min_rate bytes it has sent: a client that sends nothing is
+  # cut off after 30s, a large Ship request on a slow line always completes.
+  request_body_timeout  = "30s"
+  request_body_min_rate = "1KiB"  # bytes per second
   upstream_timeout    = "60s" # one request to UPS
   shutdown_grace      = "30s" # in-flight requests may finish on SIGTERM
 }

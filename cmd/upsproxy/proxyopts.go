@@ -41,3 +41,17 @@ func proxyConfig(cfg *config.Config) proxy.Config {
 	}
 	return out
 }
+
+// connLimits turns the limits block into the proxy's connection limits
+// (fixed at start-up).
+func connLimits(cfg *config.Config) proxy.ConnLimits {
+	l := cfg.Limits
+	return proxy.ConnLimits{
+		ReadHeaderTimeout:   l.ReadHeaderTimeout,
+		IdleTimeout:         l.IdleTimeout,
+		TLSHandshakeTimeout: l.TLSHandshakeTimeout,
+		MaxHeaderBytes:      l.MaxHeaderBytes,
+		BodyTimeout:         l.RequestBodyTimeout,
+		BodyMinRate:         l.RequestBodyMinRate,
+	}
+}

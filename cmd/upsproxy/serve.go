@@ -119,6 +119,7 @@ func (c *cli) serve(ctx context.Context) error {
 		CA:        ca,
 		Observer:  metrics,
 		Config:    proxyConfig(cfg),
+		Limits:    connLimits(cfg),
 	})
 	if err != nil {
 		return err
@@ -131,13 +132,10 @@ func (c *cli) serve(ctx context.Context) error {
 	if n := cfg.Limits.MaxConnections; n > 0 {
 		ln = netutil.LimitListener(ln, n)
 	}
-	srv := &http.Server{
-		Handler:           d.px,
-		ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout,
-		IdleTimeout:       cfg.Limits.IdleTimeout,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          zap.NewStdLog(log.Named("http")),
-	}
+	srv := &http.Server{ErrorLog: zap.NewStdLog(log.Named("http"))}
+	// Handler, header deadline, keep-alive idle and header size: the same
+	// limits the proxy applies inside CONNECT tunnels.
+	d.px.ConfigureServer(srv)
 	adminLn, err := net.Listen("tcp", cfg.AdminListen)
 	if err != nil {
 		ln.Close()
@@ -307,9 +305,8 @@ func restartNeeded(old, cfg *config.Config) []string {
 		out = append(out, "ups.ca_file")
 	}
 	o, n := old.Limits, cfg.Limits
-	if o.MaxConnections != n.MaxConnections || o.ReadHeaderTimeout != n.ReadHeaderTimeout ||
-		o.IdleTimeout != n.IdleTimeout || o.UpstreamTimeout != n.UpstreamTimeout {
-		out = append(out, "limits (listener and upstream timeouts, max_connections)")
+	if o.MaxConnections != n.MaxConnections || connLimits(old) != connLimits(cfg) || o.UpstreamTimeout != n.UpstreamTimeout {
+		out = append(out, "limits (connection deadlines, max_header_bytes, upstream_timeout, max_connections)")
 	}
 	return out
 }

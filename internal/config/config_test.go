@@ -48,6 +48,10 @@ func TestAnEmptyFileYieldsEveryDocumentedDefault(t *testing.T) {
 		{"idle_timeout", cfg.Limits.IdleTimeout, 120 * time.Second},
 		{"upstream_timeout", cfg.Limits.UpstreamTimeout, 60 * time.Second},
 		{"shutdown_grace", cfg.Limits.ShutdownGrace, 30 * time.Second},
+		{"tls_handshake_timeout", cfg.Limits.TLSHandshakeTimeout, 10 * time.Second},
+		{"max_header_bytes", cfg.Limits.MaxHeaderBytes, 64 << 10},
+		{"request_body_timeout", cfg.Limits.RequestBodyTimeout, 30 * time.Second},
+		{"request_body_min_rate", cfg.Limits.RequestBodyMinRate, int64(1 << 10)},
 		{"no rewrites", len(cfg.Rewrites), 0},
 		{"no clients", len(cfg.Clients), 0},
 		{"no carriers", len(cfg.Carriers), 0},
@@ -174,6 +178,8 @@ func TestTheFullFixtureDecodesEveryKeyIntoTypedFields(t *testing.T) {
 		MaxRequestBody: 20 << 20, BodyScanLimit: 65536, MaxConnections: 64,
 		ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 90 * time.Second,
 		UpstreamTimeout: 45 * time.Second, ShutdownGrace: 15 * time.Second,
+		TLSHandshakeTimeout: 7 * time.Second, MaxHeaderBytes: 32 << 10,
+		RequestBodyTimeout: 20 * time.Second, RequestBodyMinRate: 512,
 	}
 	if cfg.Limits != wantLimits {
 		t.Errorf("limits = %+v, want %+v", cfg.Limits, wantLimits)
@@ -214,8 +220,8 @@ func TestTheFullFixtureDecodesEveryKeyIntoTypedFields(t *testing.T) {
 	if !reflect.DeepEqual(gotMain, wantMain) {
 		t.Errorf("carrier main =\n %#v\nwant\n %#v", gotMain, wantMain)
 	}
-	if main.DeclRange.Start.Line != 70 {
-		t.Errorf("carrier main DeclRange = %s, want line 70", main.DeclRange)
+	if main.DeclRange.Start.Line != 74 {
+		t.Errorf("carrier main DeclRange = %s, want line 74", main.DeclRange)
 	}
 	acct, ok := main.DefaultShipperAccount()
 	if !ok || acct.Name != "SalesPad" || acct.Number != "W599Y7" || acct.PostalCode != "49525" || acct.CountryCode != "US" {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"sync/atomic"
 )
 
 // Request bodies stream from the client to UPS. The proxy reads a bounded
@@ -19,35 +18,6 @@ import (
 
 // errBodyTooLarge ends a request body that grows past MaxRequestBody.
 var errBodyTooLarge = errors.New("request body over the configured limit")
-
-// limitedBody cuts off a body of unknown length (chunked) past the limit.
-// A known Content-Length is checked before anything is read.
-type limitedBody struct {
-	rc       io.ReadCloser
-	left     int64
-	exceeded *atomic.Bool
-}
-
-func (l *limitedBody) Read(p []byte) (int, error) {
-	if l.left <= 0 {
-		// Exactly at the limit: only a further byte makes it too large.
-		var one [1]byte
-		n, err := l.rc.Read(one[:])
-		if n > 0 {
-			l.exceeded.Store(true)
-			return 0, errBodyTooLarge
-		}
-		return 0, err
-	}
-	if int64(len(p)) > l.left {
-		p = p[:l.left]
-	}
-	n, err := l.rc.Read(p)
-	l.left -= int64(n)
-	return n, err
-}
-
-func (l *limitedBody) Close() error { return l.rc.Close() }
 
 // smallBody is the first buffer for a body of unknown length (chunked):
 // typical Rate, Track and Address Validation bodies fit it.

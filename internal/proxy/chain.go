@@ -9,28 +9,32 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/elazarl/goproxy"
 	"go.uber.org/zap"
 
 	"github.com/upsproxy/upsproxy/internal/ups"
 )
 
-// handle is goproxy's request handler, for requests decrypted from a
-// CONNECT tunnel (ctx.UserData is what handleConnect left there).
-func (p *Proxy) handle(req *http.Request, pctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
-	return req, p.chain(req, pctx.UserData)
-}
-
-// chain is the request path, the same for all three modes: ServeHTTP runs
-// it for origin-form and absolute-form requests, goproxy (through handle)
-// for requests decrypted from a CONNECT tunnel, whose via is the tunnel's
-// *target or *tunnel (nil otherwise). It sends the request upstream itself
-// and returns the response for the client, so goproxy's own forwarding
-// (and its TLS-skipping transport) is never used. Every step reads the one
-// configuration loaded here.
-func (p *Proxy) chain(req *http.Request, via any) *http.Response {
+// chain is the request path, the same for all three modes: serveHTTP runs
+// it for origin-form and absolute-form requests, serveTunnel for requests
+// decrypted from a CONNECT tunnel, whose via is the *tunnel (nil
+// otherwise). rd is the client's connection, for the body's read deadlines
+// (nil: none). It sends the request upstream itself and returns the
+// response for the client. Every step reads the one configuration loaded
+// here.
+func (p *Proxy) chain(req *http.Request, via *tunnel, rd readDeadliner) *http.Response {
 	x := p.newExchange(req)
 	rt := p.routing.Load()
+	body := req.Body
+	hasBody := body != nil && body != http.NoBody && req.ContentLength != 0
+	// Until the body is read to its end, a refusal closes the connection:
+	// it is answered at once, never after waiting for a body it ignores.
+	x.bodyOpen = hasBody
+
+	// 0. Only the methods UPS APIs use: TRACE would echo the bearer token
+	// back, CONNECT inside a tunnel would open another one.
+	if !allowedMethod(req.Method) {
+		return x.fail(req, errMethodNotAllowed)
+	}
 
 	// 1. Did the client address UPS (or the proxy itself, in base-URL mode)?
 	addressed, tun, err := addressedEnvironment(req, via)
@@ -60,10 +64,13 @@ func (p *Proxy) chain(req *http.Request, via any) *http.Response {
 	if req.ContentLength > rt.maxBody {
 		return x.failClose(req, rt.errTooLarge)
 	}
-	body := req.Body
-	hasBody := body != nil && body != http.NoBody && req.ContentLength != 0
-	if hasBody && req.ContentLength < 0 {
-		body = &limitedBody{rc: body, left: rt.maxBody, exceeded: &x.tooLarge}
+	if hasBody {
+		x.reqBody = clientBody{rc: body, left: -1, exceeded: &x.tooLarge,
+			conn: rd, grace: p.limits.BodyTimeout, rate: p.limits.BodyMinRate}
+		if req.ContentLength < 0 {
+			x.reqBody.left = rt.maxBody
+		}
+		body = &x.reqBody
 	}
 
 	// 4. Legacy URL shapes become today's /api/ paths.
@@ -93,6 +100,7 @@ func (p *Proxy) chain(req *http.Request, via any) *http.Response {
 			}
 			return x.fail(req, &clientBodyError{err: err})
 		}
+		x.bodyOpen = !whole
 		if whole && len(prefix) == 0 {
 			// A chunked body with no bytes at all.
 			hasBody, body, req.ContentLength = false, http.NoBody, 0
@@ -211,7 +219,15 @@ func (p *Proxy) chain(req *http.Request, via any) *http.Response {
 		if x.tooLarge.Load() {
 			return x.failClose(req, rt.errTooLarge)
 		}
+		if be := x.reqBody.failed.Load(); be != nil {
+			// The client's body broke (malformed chunking, a stall): the
+			// transport aborted the upstream request midway, so UPS got
+			// no complete request, and the fault is the client's.
+			return x.fail(req, be)
+		}
 		if e := x.bodyFault.Load(); e != nil {
+			// The scanner refused the rest of the body as it streamed:
+			// the upstream request was aborted before the offending bytes.
 			return x.failClose(req, e)
 		}
 		return x.fail(req, &upstreamError{route: r, err: err})
@@ -227,20 +243,14 @@ func (p *Proxy) chain(req *http.Request, via any) *http.Response {
 // addressedEnvironment checks the request's target against the allow-list
 // and tells which UPS environment the client addressed ("" in base-URL
 // mode), and the CONNECT tunnel it came through, if any.
-func addressedEnvironment(req *http.Request, via any) (ups.Environment, *tunnel, error) {
+func addressedEnvironment(req *http.Request, tun *tunnel) (ups.Environment, *tunnel, error) {
 	t := requestTarget(req.URL)
 	if t == nil {
 		return "", nil, errHostNotAllowed
 	}
-	var (
-		in  *target
-		tun *tunnel
-	)
-	switch v := via.(type) {
-	case *target:
-		in = v
-	case *tunnel:
-		in, tun = v.target, v
+	var in *target
+	if tun != nil {
+		in = tun.target
 	}
 	if in != nil {
 		// Decrypted from a CONNECT tunnel: the URL's host comes from the
@@ -269,6 +279,17 @@ func addressedEnvironment(req *http.Request, via any) (ups.Environment, *tunnel,
 // noBody is the scan result of a request without a body (read only).
 var noBody = scanResult{shipperOpen: -1}
 
+// allowedMethods are the methods UPS APIs use, as the 405 answer lists them.
+const allowedMethods = "GET, POST, PUT, DELETE, PATCH, HEAD, OPTIONS"
+
+func allowedMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch, http.MethodHead, http.MethodOptions:
+		return true
+	}
+	return false
+}
+
 // maxLoggedTransID bounds a client-sent transId in the log (UPS allows 32).
 const maxLoggedTransID = 64
 
@@ -281,7 +302,7 @@ func clip(s string, n int) string {
 
 // exchange is one request's state, from arrival to the access log line. It
 // is also the body of the response the chain returns, so that the log line
-// is written when the body has been streamed (respond and goproxy always
+// is written when the body has been streamed (respond and the tunnel always
 // close it). One allocation holds the outbound request, its URL and body
 // reader too.
 type exchange struct {
@@ -301,8 +322,9 @@ type exchange struct {
 	upstreamPath string
 	replayed     bool
 	liveBody     bool        // the upstream request streams the client's body
+	bodyOpen     bool        // the client's body may hold unread bytes
 	readErr      bool        // reading UPS's response body failed midway
-	tooLarge     atomic.Bool // set by limitedBody
+	tooLarge     atomic.Bool // set by clientBody
 	// The body scanner (nil without a body), and the refusal of the rest
 	// of a body streamed past the prefix (scannedBody).
 	scan      *scanner
@@ -314,21 +336,28 @@ type exchange struct {
 	out          http.Request
 	url          url.URL
 	body         bytes.Reader // the request body sent upstream, when read whole
+	reqBody      clientBody   // the client's body, paced and checked
 	transIDValue [1]string
 }
 
 func (p *Proxy) newExchange(req *http.Request) *exchange {
-	p.inflight.Add(1)
-	x := &exchange{p: p, start: p.now(), method: req.Method}
+	path := ""
 	if req.URL != nil {
-		x.path = req.URL.Path
+		path = req.URL.Path
 	}
-	return x
+	return p.startExchange(req.Method, path)
+}
+
+// startExchange starts an exchange for a request known by its method and
+// path (both "" for a request that could not be parsed).
+func (p *Proxy) startExchange(method, path string) *exchange {
+	p.inflight.Add(1)
+	return &exchange{p: p, start: p.now(), method: method, path: path}
 }
 
 // outbound is req addressed to the route's upstream, with its path and
 // body as the chain prepared them. A shallow copy, so that the client
-// connection's settings (Close, RequestURI) stay goproxy's while the
+// connection's settings (Close, RequestURI) stay the client's while the
 // upstream connection is pooled.
 func (x *exchange) outbound(req *http.Request, r *route, path string, body io.ReadCloser, length int64) *http.Request {
 	x.url = *req.URL
@@ -387,7 +416,7 @@ type upstreamBodyError struct{ err error }
 func (e *upstreamBodyError) Error() string { return "read UPS response body: " + e.err.Error() }
 func (e *upstreamBodyError) Unwrap() error { return e.err }
 
-// Close ends the exchange; respond or goproxy calls it once the body is
+// Close ends the exchange; respond or the tunnel calls it once the body is
 // copied (or the client went away).
 func (x *exchange) Close() error {
 	err := x.upstreamBody.Close()
@@ -407,7 +436,11 @@ func (x *exchange) fail(req *http.Request, err error) *http.Response {
 		x.login = x.route.errs.loginCommand
 	}
 	x.logAccess()
-	return e.response(req)
+	resp := e.response(req)
+	// A body left unread (or broken) cannot be skipped to the next
+	// request: close, rather than wait for bytes the client may never send.
+	resp.Close = x.bodyOpen
+	return resp
 }
 
 // failClose is fail for refusals that leave the client's body unread: the

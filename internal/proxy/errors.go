@@ -61,6 +61,19 @@ const (
 	// table: the proxy refuses what it cannot classify rather than
 	// forward it.
 	CodeInvalidBody = "UPSPROXY_INVALID_BODY"
+	// CodeMethodNotAllowed (405): the method is not one UPS APIs use
+	// (TRACE would echo the bearer token, CONNECT inside a tunnel would
+	// nest one); refused before anything is sent upstream.
+	CodeMethodNotAllowed = "UPSPROXY_METHOD_NOT_ALLOWED"
+	// CodeBadRequest (400, or 431 for headers over limits.max_header_bytes):
+	// the request is not well-formed HTTP/1.1 (request line, headers,
+	// chunked body framing). Nothing of it reaches UPS, or only an aborted
+	// request UPS cannot act on.
+	CodeBadRequest = "UPSPROXY_BAD_REQUEST"
+	// CodeRequestTimeout (408): the client did not send its request in time
+	// (limits.read_header_timeout, request_body_timeout and
+	// request_body_min_rate); the connection is closed.
+	CodeRequestTimeout = "UPSPROXY_REQUEST_TIMEOUT"
 )
 
 // Header names that are part of the proxy's contract with clients.
@@ -90,6 +103,12 @@ func statusFor(code string) int {
 		return http.StatusBadGateway
 	case CodeRequestTooLarge:
 		return http.StatusRequestEntityTooLarge
+	case CodeMethodNotAllowed:
+		return http.StatusMethodNotAllowed
+	case CodeBadRequest:
+		return http.StatusBadRequest
+	case CodeRequestTimeout:
+		return http.StatusRequestTimeout
 	}
 	return http.StatusBadGateway
 }
@@ -103,6 +122,9 @@ const (
 	// block pins another carrier than the request names. The carrier
 	// exists, the client may not use it: 403, not 400.
 	clientPinnedStatus = http.StatusForbidden
+	// headersTooLargeStatus: UPSPROXY_BAD_REQUEST when the request line and
+	// headers exceed limits.max_header_bytes.
+	headersTooLargeStatus = http.StatusRequestHeaderFieldsTooLarge
 )
 
 // proxyError is an answer the proxy gives itself instead of UPS's. Its body
@@ -118,6 +140,8 @@ type proxyError struct {
 	lengthValue []string
 	// authenticate, when set, is sent as Proxy-Authenticate (407 only).
 	authenticate []string
+	// allow, when set, is sent as Allow (405 only).
+	allow []string
 }
 
 func newProxyError(code, message string) *proxyError {
@@ -141,7 +165,7 @@ func (e *proxyError) Error() string { return e.code + ": " + e.message }
 var jsonContentType = []string{"application/json"}
 
 // response renders e for req. The header map is fresh on every call
-// because goproxy may edit a response's header; the values are shared
+// because the tunnel loop edits a response's framing; the values are shared
 // (nobody appends to them in place).
 func (e *proxyError) response(req *http.Request) *http.Response {
 	h := make(http.Header, 4)
@@ -150,6 +174,9 @@ func (e *proxyError) response(req *http.Request) *http.Response {
 	h[ErrorHeader] = e.codeValue
 	if e.authenticate != nil {
 		h["Proxy-Authenticate"] = e.authenticate
+	}
+	if e.allow != nil {
+		h["Allow"] = e.allow
 	}
 	return &http.Response{
 		StatusCode:    e.status,
@@ -185,6 +212,32 @@ var (
 	errProxyAuthFailed = withAuthenticate(newProxyError(CodeProxyAuthRequired,
 		"The proxy user name or password is wrong."))
 )
+
+// Refusals of malformed, slow or disallowed requests.
+var (
+	errMethodNotAllowed = func() *proxyError {
+		e := newProxyError(CodeMethodNotAllowed,
+			"upsproxy only forwards the methods UPS APIs use: "+allowedMethods+".")
+		e.allow = []string{allowedMethods}
+		return e
+	}()
+	errMalformedRequest = newProxyError(CodeBadRequest,
+		"The request is not well-formed HTTP/1.1 (request line or headers); nothing was sent to UPS.")
+	errMalformedBody = newProxyError(CodeBadRequest,
+		"The request body could not be read: its chunked encoding is malformed or it ended early. "+
+			"UPS got no complete request.")
+	errHeadersTimeout = newProxyError(CodeRequestTimeout,
+		"The request line and headers did not arrive within limits.read_header_timeout; nothing was sent to UPS.")
+	errBodyTimeout = newProxyError(CodeRequestTimeout,
+		"The request body did not arrive in time (limits.request_body_timeout, request_body_min_rate). "+
+			"UPS got no complete request.")
+)
+
+// headersTooLargeError refuses a request whose line and headers exceed limit.
+func headersTooLargeError(limit int) *proxyError {
+	return newProxyErrorStatus(CodeBadRequest, headersTooLargeStatus, fmt.Sprintf(
+		"The request line and headers exceed %d bytes (limits.max_header_bytes); nothing was sent to UPS.", limit))
+}
 
 // proxyAuthenticateValue is the Proxy-Authenticate header of the 407 answers.
 var proxyAuthenticateValue = []string{`Basic realm="upsproxy"`}
@@ -331,6 +384,13 @@ func clientError(err error) *proxyError {
 		default:
 			return te.route.errs.storeUnavailable
 		}
+	}
+	var be *clientBodyError
+	if errors.As(err, &be) {
+		if isTimeout(be.err) {
+			return errBodyTimeout
+		}
+		return errMalformedBody
 	}
 	var ue *upstreamError
 	if errors.As(err, &ue) {

@@ -15,8 +15,7 @@ type target struct {
 	env  ups.Environment // "" for base-URL mode: no particular UPS host
 }
 
-// Pointers to fixed values, so that keeping one in goproxy's ctx.UserData
-// (an interface) costs no allocation.
+// Pointers to fixed values, shared by every request that addresses them.
 var (
 	testTarget       = &target{host: ups.TestHost, env: ups.Test}
 	productionTarget = &target{host: ups.ProductionHost, env: ups.Production}
@@ -24,9 +23,8 @@ var (
 )
 
 // baseURLHost marks an origin-form request (the client's UPS base URL is
-// the proxy itself). goproxy only runs request handlers on absolute URLs,
-// so origin-form requests are given this host and re-enter goproxy. The
-// .invalid TLD (RFC 2606) can never name a real host, so no request can
+// the proxy itself): origin-form requests are given this host, so that
+// every mode goes through the same target check. The .invalid TLD (RFC 2606) can never name a real host, so no request can
 // reach anything through it: at worst a client that spells it out gets
 // base-URL mode, which it could have had anyway.
 const baseURLHost = "base-url.upsproxy.invalid"
@@ -63,7 +61,7 @@ func connectTarget(authority string) *target {
 }
 
 // requestTarget checks the URL of a request in absolute form, including the
-// requests goproxy decrypts inside a MITM tunnel. nil means refuse.
+// requests decrypted inside a MITM tunnel. nil means refuse.
 func requestTarget(u *url.URL) *target {
 	if u.Host == baseURLHost && u.Scheme == "http" {
 		// Origin-form must be a path: "OPTIONS *" and friends are not UPS calls.

@@ -1,5 +1,5 @@
-// Package proxy is upsproxy's request path: a goproxy-based HTTP proxy that
-// accepts UPS API calls in three modes (HTTPS forward proxy with MITM, HTTP
+// Package proxy is upsproxy's request path: an HTTP proxy that accepts UPS
+// API calls in three modes (HTTPS forward proxy with MITM, HTTP
 // forward proxy, and base-URL mode), checks the client (allow_cidrs, proxy
 // auth) and that the call addresses UPS, translates legacy URL shapes,
 // resolves the carrier, strips what must not reach UPS (legacy credentials
@@ -12,6 +12,9 @@
 // one mapper (errors.go, the Code* constants), and every request gets
 // exactly one access log line and one Observer call.
 //
+// HTTPS (CONNECT) tunnels are served by the proxy itself (tunnel.go), with
+// the same deadlines and header limit as plain connections (ConnLimits).
+//
 // Request bodies stream; a bounded prefix (Config.BodyScanLimit) of every
 // body is read and scanned first (scan.go), the rest is scanned as it
 // streams, and what the scanner cannot classify is refused. See README.md
@@ -20,17 +23,14 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"sync/atomic"
 	"time"
 
-	"github.com/elazarl/goproxy"
 	"go.uber.org/zap"
 
 	"github.com/upsproxy/upsproxy/internal/ups"
@@ -73,6 +73,9 @@ type Options struct {
 	Observer Observer
 	// Config is the reloadable part; see Update.
 	Config Config
+	// Limits are the connection deadlines and header limit; zero fields
+	// take the Default* values.
+	Limits ConnLimits
 }
 
 // Proxy is the request path. It implements http.Handler: make it the
@@ -85,29 +88,23 @@ type Proxy struct {
 	transport   http.RoundTripper
 	ca          *CA
 	observer    Observer
+	limits      ConnLimits
 
 	routing atomic.Pointer[routing]
 
-	gp   *goproxy.ProxyHttpServer
-	mitm *goproxy.ConnectAction
 	// inflight counts requests from their start to their access log line,
 	// in every mode; Drain waits for it (hijacked CONNECT tunnels are not
 	// tracked by http.Server.Shutdown).
 	inflight atomic.Int64
 }
 
-// rejectConnect refuses a CONNECT without dialling anything; goproxy writes
-// ctx.Resp to the client. Our own value, because goproxy's RejectConnect
-// carries a TLS config built on goproxy's public built-in CA.
-var rejectConnect = &goproxy.ConnectAction{Action: goproxy.ConnectReject}
-
-// errNeverDial guards goproxy's own dialling paths, which upsproxy never uses.
-var errNeverDial = errors.New("upsproxy never opens tunnels or dials through goproxy")
-
 // New builds the proxy from opts.
 func New(opts Options) (*Proxy, error) {
 	if opts.Tokens == nil {
 		return nil, errors.New("proxy: Options.Tokens is required")
+	}
+	if err := opts.Limits.validate(); err != nil {
+		return nil, err
 	}
 	p := &Proxy{
 		log:       opts.Logger,
@@ -116,6 +113,7 @@ func New(opts Options) (*Proxy, error) {
 		transport: opts.Transport,
 		ca:        opts.CA,
 		observer:  opts.Observer,
+		limits:    opts.Limits.withDefaults(),
 	}
 	p.invalidator, _ = opts.Tokens.(TokenInvalidator)
 	if p.log == nil {
@@ -135,32 +133,6 @@ func New(opts Options) (*Proxy, error) {
 		return nil, err
 	}
 
-	gp := goproxy.NewProxyHttpServer()
-	gp.Logger = goproxyLogger{p.log}
-	// h2 inside a MITM tunnel is served by goproxy without running request
-	// handlers, which would skip token injection and every check.
-	gp.AllowHTTP2 = false
-	// goproxy's default transport skips TLS verification and honours
-	// HTTP(S)_PROXY. Upstream requests are sent by the request handler with
-	// p.transport; this one only backs goproxy's paths we never take, and
-	// refuses to dial.
-	gp.Tr = &http.Transport{
-		Proxy: nil,
-		DialContext: func(context.Context, string, string) (net.Conn, error) {
-			return nil, errNeverDial
-		},
-	}
-	// NewProxyHttpServer wires CONNECT dialling to $HTTPS_PROXY. upsproxy
-	// never accepts a plain tunnel (only MITM), so dialling here is a bug.
-	gp.ConnectDial = nil
-	gp.ConnectDialWithReq = func(*http.Request, string, string) (net.Conn, error) { return nil, errNeverDial }
-	// ServeHTTP hands goproxy CONNECT requests only; anything else that
-	// reached it would be served by our own path too.
-	gp.NonproxyHandler = http.HandlerFunc(p.serveHTTP)
-	gp.OnRequest().HandleConnectFunc(p.handleConnect)
-	gp.OnRequest().DoFunc(p.handle)
-	p.gp = gp
-	p.mitm = &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: p.mitmTLSConfig}
 	return p, nil
 }
 
@@ -183,9 +155,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method == http.MethodConnect {
-		// HTTPS forward proxy: goproxy runs the tunnel (handleConnect)
-		// and the chain for each request inside it (handle).
-		p.gp.ServeHTTP(w, r)
+		// HTTPS forward proxy: the tunnel, and the chain for each
+		// request inside it (tunnel.go).
+		p.serveConnect(w, r)
 		return
 	}
 	p.serveHTTP(w, r)
@@ -197,7 +169,25 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if !r.URL.IsAbs() {
 		markBaseURL(r)
 	}
-	respond(w, p.chain(r, nil))
+	rd, _ := w.(readDeadliner)
+	resp := p.chain(r, nil, rd)
+	closing := resp.Close
+	respond(w, resp)
+	if closing {
+		boundDrain(rd)
+	}
+}
+
+// boundDrain bounds what net/http does after a handler that answered with
+// Connection: close while the request body was unread: it reads up to 256
+// KiB of that body, with no deadline, before closing; a client that
+// declared a body and never sends it would keep the connection. What the
+// client does send within rstAvoidance is still read, so that its TCP
+// stack does not reset the connection before the answer is read.
+func boundDrain(rd readDeadliner) {
+	if rd != nil {
+		_ = rd.SetReadDeadline(time.Now().Add(rstAvoidance))
+	}
 }
 
 // refuseClient answers a client whose address is not allowed, before
@@ -214,6 +204,8 @@ func (p *Proxy) refuseClient(w http.ResponseWriter, r *http.Request) {
 	h.Set("Connection", "close")
 	w.WriteHeader(resp.StatusCode)
 	_, _ = io.Copy(w, resp.Body)
+	rd, _ := w.(readDeadliner)
+	boundDrain(rd)
 }
 
 // markBaseURL marks an origin-form request (`POST /api/rating/...`,
@@ -222,86 +214,6 @@ func (p *Proxy) refuseClient(w http.ResponseWriter, r *http.Request) {
 func markBaseURL(r *http.Request) {
 	r.URL.Scheme = "http"
 	r.URL.Host = baseURLHost
-}
-
-// tunnel is what requests decrypted from a CONNECT tunnel inherit from it
-// (goproxy copies ctx.UserData into each of their contexts): the host the
-// client addressed and, when proxy auth is on, the credentials it
-// authenticated the CONNECT with. Each request in the tunnel is checked
-// against the configuration current when it arrives.
-type tunnel struct {
-	target *target
-	auth   string
-}
-
-// handleConnect decides a CONNECT: MITM for a UPS host on port 443 when a
-// CA is configured and the client authenticated (when required), refusal
-// (with nothing dialled) otherwise.
-func (p *Proxy) handleConnect(authority string, pctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
-	t := connectTarget(authority)
-	var err error
-	switch {
-	case t == nil:
-		err = errHostNotAllowed
-	case p.ca == nil:
-		err = errMITMNotConfigured
-	default:
-		rt := p.routing.Load()
-		if rt.clients == nil {
-			// A pointer to a fixed target: no allocation per tunnel.
-			pctx.UserData = t
-			return p.mitm, authority
-		}
-		auth := pctx.Req.Header.Get("Proxy-Authorization")
-		if _, err = rt.authenticate(pctx.Req.Context(), auth); err == nil {
-			pctx.UserData = &tunnel{target: t, auth: auth}
-			return p.mitm, authority
-		}
-	}
-	x := p.newExchange(pctx.Req)
-	x.authority = authority
-	resp := x.fail(pctx.Req, err)
-	// goproxy closes the connection after a refused CONNECT; say so.
-	resp.Close = true
-	pctx.Resp = resp
-	return rejectConnect, authority
-}
-
-// mitmTLSConfig is the server side of the client's TLS inside a CONNECT
-// tunnel: a leaf for the UPS host from our CA, HTTP/1.1 only (see
-// AllowHTTP2). Listing http/1.1 alone also holds if AllowHTTP2 is ever
-// turned on: goproxy appends h2 after it, and Go's TLS server picks the
-// first of its own protocols that the client offers.
-func (p *Proxy) mitmTLSConfig(authority string, _ *goproxy.ProxyCtx) (*tls.Config, error) {
-	leaf, err := p.ca.LeafFor(hostname(authority))
-	if err != nil {
-		p.log.Error("mint MITM certificate", zap.String("host", authority), zap.Error(err))
-		return nil, err
-	}
-	return &tls.Config{
-		Certificates: []tls.Certificate{*leaf},
-		NextProtos:   []string{"http/1.1"},
-		MinVersion:   tls.VersionTLS12,
-	}, nil
-}
-
-// goproxyLogger routes goproxy's own messages to zap.
-type goproxyLogger struct{ log *zap.Logger }
-
-// Printf logs one goproxy message. goproxy formats errors that can quote
-// raw request lines (a malformed header line may hold a client's
-// credentials), so only the constant format is logged, except for TLS
-// handshake failures: their text is the most useful hint when a client
-// does not trust the proxy's CA, and it carries no request data.
-func (l goproxyLogger) Printf(format string, v ...any) {
-	if !strings.Contains(format, "WARN: ") {
-		return // goproxy's INFO lines only come with Verbose, which is off
-	}
-	if strings.Contains(format, "Cannot handshake client") {
-		l.log.Warn("MITM TLS handshake with client failed", zap.String("detail", strings.TrimSpace(fmt.Sprintf(format, v...))))
-		return
-	}
-	l.log.Debug("goproxy", zap.String("event", strings.TrimSpace(format)))
 }
 
 // Drain waits until no request is in flight, or ctx ends. Call it after

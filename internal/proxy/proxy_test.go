@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"bufio"
 	"crypto/tls"
 	"encoding/json"
 	"io"
@@ -826,25 +827,36 @@ func TestUpdateSwapsCarriersAndKeepsTheOldOnesOnError(t *testing.T) {
 	}
 }
 
-func TestGoproxyMessagesNeverQuoteClientRequestData(t *testing.T) {
+func TestTunnelFramingErrorsAreAnsweredInTheEnvelopeAndNeverQuoteTheRequest(t *testing.T) {
 	e := newTestEnv(t, nil)
+	var answer *http.Response
+	var answerBody []byte
 	resp := rawConnectKeep(t, e.proxyURL.Host, ups.ProductionHost+":443", func(conn net.Conn) {
 		tlsConn := tls.Client(conn, &tls.Config{RootCAs: e.caPool, ServerName: ups.ProductionHost, MinVersion: tls.VersionTLS12})
 		if err := tlsConn.Handshake(); err != nil {
 			t.Fatalf("TLS through the tunnel: %v", err)
 		}
-		// A malformed header line carrying a credential: goproxy's parse
-		// error would quote it.
+		// A malformed header line carrying a credential: net/http's parse
+		// error quotes it.
 		_, _ = io.WriteString(tlsConn, "GET /api/x HTTP/1.1\r\nHost: onlinetools.ups.com\r\nProxy-Authorization Basic LEAKED-SECRET\r\n\r\n")
-		_ = tlsConn.SetReadDeadline(time.Now().Add(2 * time.Second))
-		_, _ = io.ReadAll(tlsConn)
+		_ = tlsConn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		var err error
+		if answer, err = http.ReadResponse(bufio.NewReader(tlsConn), nil); err != nil {
+			t.Fatalf("no answer to a malformed request in the tunnel: %v", err)
+		}
+		answerBody, _ = io.ReadAll(answer.Body)
 	})
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("CONNECT answered %d", resp.StatusCode)
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for e.logs.FilterMessage("goproxy").Len() == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	if answer.StatusCode != http.StatusBadRequest || answer.Header.Get(proxy.ErrorHeader) != proxy.CodeBadRequest {
+		t.Fatalf("answer %d %q: %s", answer.StatusCode, answer.Header.Get(proxy.ErrorHeader), answerBody)
+	}
+	if d, ok := ups.ParseEnvelope(answerBody); !ok || d.Code != proxy.CodeBadRequest {
+		t.Errorf("not UPS's envelope: %s", answerBody)
+	}
+	if strings.Contains(string(answerBody), "LEAKED-SECRET") {
+		t.Errorf("the answer quotes the request: %s", answerBody)
 	}
 	all, _ := json.Marshal(e.logs.All())
 	for _, entry := range e.logs.All() {

@@ -8,12 +8,9 @@ import (
 )
 
 // Origin-form (base-URL mode) and absolute-form (HTTP forward proxy)
-// requests do not go through goproxy: ServeHTTP runs the chain and respond
-// writes its answer. goproxy's handleHttp did the same job with, per
-// request, a ProxyCtx, four formatted debug strings (built even with
-// Verbose off), a copy of every response header and a 32 KiB copy buffer
-// for bodies over 512 bytes. CONNECT and the requests inside a MITM tunnel
-// stay with goproxy, which owns the tunnel's TLS and HTTP/1.1 framing.
+// requests are served by net/http's server: ServeHTTP runs the chain and
+// respond writes its answer. Requests inside CONNECT tunnels are written by
+// the tunnel loop (tunnel.go).
 
 // copyBufs holds the buffers response bodies are copied through, as
 // httputil.ReverseProxy's BufferPool does (see copyBody).

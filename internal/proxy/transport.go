@@ -24,13 +24,16 @@ type TransportOptions struct {
 	MaxIdleConnsPerHost int
 }
 
+// DefaultUpstreamTimeout is TransportOptions.ResponseHeaderTimeout's
+// default (and the HCL's limits.upstream_timeout).
+const DefaultUpstreamTimeout = 60 * time.Second
+
 // Transport defaults.
 const (
-	defaultResponseHeaderTimeout = 60 * time.Second
-	defaultMaxIdleConnsPerHost   = 64
-	dialTimeout                  = 10 * time.Second
-	tlsHandshakeTimeout          = 10 * time.Second
-	idleConnTimeout              = 90 * time.Second
+	defaultMaxIdleConnsPerHost = 64
+	dialTimeout                = 10 * time.Second
+	tlsHandshakeTimeout        = 10 * time.Second
+	idleConnTimeout            = 90 * time.Second
 )
 
 // NewTransport builds the upstream transport: TLS always verified (TLS 1.2
@@ -55,7 +58,7 @@ func NewTransport(o TransportOptions) (*http.Transport, error) {
 	}
 	rht := o.ResponseHeaderTimeout
 	if rht <= 0 {
-		rht = defaultResponseHeaderTimeout
+		rht = DefaultUpstreamTimeout
 	}
 	perHost := o.MaxIdleConnsPerHost
 	if perHost <= 0 {

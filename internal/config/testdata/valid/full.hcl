@@ -46,6 +46,10 @@ limits {
   idle_timeout        = "90s"
   upstream_timeout    = "45s"
   shutdown_grace      = "15s"
+  tls_handshake_timeout = "7s"
+  max_header_bytes      = "32KiB"
+  request_body_timeout  = "20s"
+  request_body_min_rate = "512B"
 }
 
 rewrite "legacy-rate" {
