@@ -35,6 +35,9 @@ type cli struct {
 	errOut     io.Writer
 	configPath string
 	getenv     func(string) string
+	// controls, when set (the Windows service), stops or reloads serve
+	// as SIGTERM and SIGHUP do.
+	controls <-chan control
 }
 
 // run executes the command line and returns the process exit code.
@@ -76,6 +79,7 @@ func (c *cli) rootCmd() *cobra.Command {
 		c.caCmd(),
 		c.sandboxCmd(),
 		c.notifyCmd(),
+		c.serviceCmd(),
 		c.versionCmd(),
 	)
 	return root

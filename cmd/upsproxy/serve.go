@@ -67,11 +67,13 @@ func (c *cli) serve(ctx context.Context) error {
 	}
 	defer func() { _ = log.Sync() }()
 
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	// Signals and, under the Windows service manager, service controls
+	// (c.controls) drive the same stop and reload.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 
 	sess, err := c.vaultSession(ctx, cfg, log)
 	if err != nil {
@@ -165,15 +167,26 @@ func (c *cli) serve(ctx context.Context) error {
 	log.Info("admin listening", zap.String("addr", adminLn.Addr().String()))
 
 	for running := true; running; {
+		ctl := controlNone
 		select {
 		case err := <-errc:
 			return err
-		case <-hup:
-			d.reload(ctx)
+		case sig := <-sigs:
+			ctl = signalControl(sig)
+		case ctl = <-c.controls:
 		case <-ctx.Done():
+			ctl = controlStop
+		}
+		switch ctl {
+		case controlReload:
+			d.reload(ctx)
+		case controlStop:
 			running = false
 		}
 	}
+	// Background work (Vault session, refresher, reminders) ends first, as
+	// it did when a signal cancelled the context.
+	cancel()
 
 	grace := d.cfg.Limits.ShutdownGrace
 	log.Info("shutting down: draining in-flight requests", zap.Duration("grace", grace))
@@ -196,6 +209,27 @@ func (c *cli) serve(ctx context.Context) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// control is what a signal or a service control asks of a running serve.
+type control int
+
+const (
+	controlNone control = iota
+	// controlStop: drain in-flight requests, flush token writes, exit
+	// (SIGINT, SIGTERM, service Stop and Shutdown).
+	controlStop
+	// controlReload: re-read the configuration (SIGHUP, service
+	// ParamChange).
+	controlReload
+)
+
+// signalControl maps a signal serve listens for to its control.
+func signalControl(sig os.Signal) control {
+	if sig == syscall.SIGHUP {
+		return controlReload
+	}
+	return controlStop
 }
 
 // brokerCarriers builds the broker's carriers, one UPS OAuth client each.
@@ -230,12 +264,13 @@ func (d *daemon) startReminders(ctx context.Context) {
 	go d.broker.RunReminders(rctx, d.cfg.Reminders.WarnBefore, d.cfg.Reminders.Interval)
 }
 
-// reload re-reads the config file (SIGHUP). An invalid file is logged with
+// reload re-reads the config file (SIGHUP, or the Windows service's
+// ParamChange control). An invalid file is logged with
 // its diagnostics and the running configuration stays; tokens in memory and
 // open connections are untouched either way.
 func (d *daemon) reload(ctx context.Context) {
 	path := d.c.configFile()
-	d.log.Info("SIGHUP: reloading the configuration", zap.String("path", path))
+	d.log.Info("reloading the configuration (SIGHUP or service control)", zap.String("path", path))
 	cfg, files, diags := config.Load(path)
 	if diags.HasErrors() || cfg == nil {
 		var b strings.Builder

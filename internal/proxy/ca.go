@@ -26,6 +26,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/upsproxy/upsproxy/internal/fileperm"
 	"github.com/upsproxy/upsproxy/internal/ups"
 )
 
@@ -59,17 +60,14 @@ type CA struct {
 }
 
 // LoadCA loads the CA certificate and key (PEM) for MITM. It refuses a key
-// file readable by group or others, a certificate that is not a CA, and a
+// file others can read (fileperm.CheckPrivate), a certificate that is not a CA, and a
 // key that does not match the certificate. cacheSize bounds the leaf cache
 // (<= 0: 64).
 func LoadCA(certFile, keyFile string, cacheSize int) (*CA, error) {
-	fi, err := os.Stat(keyFile)
-	if err != nil {
+	// Unix: no group or other mode bits; Windows: no access for Everyone,
+	// Users or Authenticated Users in the file's ACL (see fileperm).
+	if err := fileperm.CheckPrivate(keyFile); err != nil {
 		return nil, fmt.Errorf("MITM CA key: %w", err)
-	}
-	if mode := fi.Mode().Perm(); mode&0o077 != 0 {
-		return nil, fmt.Errorf("MITM CA key %s is readable by group or others (mode %04o): run `chmod 600 %s` "+
-			"(in Kubernetes, mount the secret with defaultMode 0400)", keyFile, mode, keyFile)
 	}
 	certPEM, err := os.ReadFile(certFile)
 	if err != nil {
@@ -333,6 +331,16 @@ func writeNew(path string, mode os.FileMode, data []byte) error {
 		_ = f.Close()
 		_ = os.Remove(path)
 		return fmt.Errorf("chmod %s: %w", path, err)
+	}
+	// On Windows the mode is not access control: a file in
+	// %ProgramData% inherits read access for Users. Restrict replaces the
+	// inherited ACL while the file is still empty.
+	if mode&0o077 == 0 {
+		if err := fileperm.Restrict(path); err != nil {
+			_ = f.Close()
+			_ = os.Remove(path)
+			return err
+		}
 	}
 	if _, err := f.Write(data); err != nil {
 		_ = f.Close()
