@@ -26,7 +26,8 @@ func (c *cli) caCmd() *cobra.Command {
 			}
 			fmt.Fprintf(c.out, `Created the upsproxy MITM CA:
   certificate: %[1]s
-  private key: %[2]s (mode 0600: keep it secret, readable only by the proxy)
+  private key: %[2]s (only its owner can read it: mode 0600; on Windows SYSTEM and
+               Administrators. Keep it secret, readable only by the proxy)
 
 Point the proxy at it:
   mitm {
@@ -34,17 +35,14 @@ Point the proxy at it:
     ca_key  = %[2]q
   }
 
-Then make the client software trust %[1]s, for example:
-  curl:              curl --cacert %[1]s --proxy http://127.0.0.1:8080 https://onlinetools.ups.com/...
-  Debian/Ubuntu:     cp %[1]s /usr/local/share/ca-certificates/upsproxy.crt && update-ca-certificates
-  RHEL/Fedora:       cp %[1]s /etc/pki/ca-trust/source/anchors/upsproxy.pem && update-ca-trust
-  Windows:           certutil -addstore -f Root %[1]s
-  Java:              keytool -importcert -cacerts -alias upsproxy -file %[1]s
+Then make the client software trust %[1]s and use the proxy
+(the same text: upsproxy ca install-help --cert %[1]s --proxy HOST:PORT):
+
 `, certPath, keyPath)
-			return nil
+			return writeCAInstallHelp(c.out, certPath, "PROXY-HOST:8080")
 		},
 	}
 	initCmd.Flags().StringVar(&out, "out", "", "directory to write ca.pem and ca-key.pem into")
-	cmd.AddCommand(initCmd)
+	cmd.AddCommand(initCmd, c.caInstallHelpCmd())
 	return cmd
 }
