@@ -8,13 +8,30 @@ COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 GOBUILD  := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 
-.PHONY: all build vaultdev test test-short demo bench lint fmt tidy-check clean
+.PHONY: all build release vaultdev test test-short demo bench lint fmt tidy-check clean
 
 all: build
 
 ## build: the static upsproxy binary at bin/upsproxy
 build:
 	$(GOBUILD) -o bin/upsproxy ./cmd/upsproxy
+
+## release: static binaries for every target (same flags as build), archives and SHA256SUMS in dist/; publishes nothing
+RELEASE_TARGETS := windows/amd64 linux/amd64 linux/arm64 darwin/arm64
+# Archive entries carry the commit time, so a rebuild of a commit is byte-identical.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+release:
+	rm -rf dist && mkdir -p dist
+	@set -e; dirs=; for t in $(RELEASE_TARGETS); do \
+	  os=$${t%/*}; arch=$${t#*/}; ext=; if [ $$os = windows ]; then ext=.exe; fi; \
+	  d=dist/upsproxy_$(VERSION)_$${os}_$${arch}; mkdir -p $$d/config; \
+	  echo "build $$t"; \
+	  GOOS=$$os GOARCH=$$arch $(GOBUILD) -o $$d/upsproxy$$ext ./cmd/upsproxy; \
+	  cp README.md $$d/; cp config/upsproxy.hcl config/vault-policy.hcl $$d/config/; \
+	  dirs="$$dirs $$d"; \
+	done; \
+	$(GO) run ./tools/release -mtime $(SOURCE_DATE_EPOCH) $$dirs
+	cd dist && ls -1 *.zip *.tar.gz SHA256SUMS
 
 ## vaultdev: the in-memory dev Vault (separate module; first build downloads a few GB)
 vaultdev: bin/vaultdev
@@ -49,4 +66,4 @@ tidy-check:
 	$(GO) mod tidy && git diff --exit-code go.mod go.sum
 
 clean:
-	rm -rf bin
+	rm -rf bin dist
