@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/upsproxy/upsproxy/internal/config"
+	"github.com/upsproxy/upsproxy/internal/fileperm"
 )
 
 func (c *cli) configCmd() *cobra.Command {
@@ -25,6 +26,7 @@ func (c *cli) configCmd() *cobra.Command {
 			if diags.HasErrors() || cfg == nil {
 				return &exitCodeError{code: exitError, msg: fmt.Sprintf("%s: %d error(s)", path, len(diags.Errs()))}
 			}
+			c.warnExposedSecretFiles(cfg, fileperm.CheckPrivate)
 			fmt.Fprintf(c.out, "%s: valid (%d carriers, %d clients, %d warnings)\n", path, len(cfg.Carriers), len(cfg.Clients), len(diags))
 			return nil
 		},

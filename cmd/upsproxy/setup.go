@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/upsproxy/upsproxy/internal/config"
+	"github.com/upsproxy/upsproxy/internal/fileperm"
 	"github.com/upsproxy/upsproxy/internal/proxy"
 	"github.com/upsproxy/upsproxy/internal/ups"
 	"github.com/upsproxy/upsproxy/internal/vaultstore"
@@ -28,6 +29,7 @@ func (c *cli) loadConfig() (*config.Config, error) {
 	if diags.HasErrors() || cfg == nil {
 		return nil, &exitCodeError{code: exitError, msg: fmt.Sprintf("invalid configuration in %s", path)}
 	}
+	c.warnExposedSecretFiles(cfg, fileperm.CheckPrivate)
 	return cfg, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"github.com/hashicorp/hcl/v2"
@@ -45,6 +46,8 @@ type Config struct {
 	Carriers []Carrier
 	// Notify are the reminder channels (email, webhooks).
 	Notify []Notify
+	// FileFunctionPaths are the files file() read, usually secrets.
+	FileFunctionPaths []string
 }
 
 // Carrier returns the carrier with the given name.
@@ -146,6 +149,16 @@ func (e environment) load(filename string, parse func(*hclparse.Parser) (*hcl.Fi
 	}
 
 	dir := filepath.Dir(filename)
+	// Remember what file() read: the caller checks who else can read it.
+	var read []string
+	readFile := e.readFile
+	e.readFile = func(p string) ([]byte, error) {
+		b, err := readFile(p)
+		if err == nil && !slices.Contains(read, p) {
+			read = append(read, p)
+		}
+		return b, err
+	}
 	ctx := e.evalContext(dir)
 	var raw rawConfig
 	diags = append(diags, dropFollowUpErrors(gohcl.DecodeBody(file.Body, ctx, &raw))...)
@@ -155,5 +168,6 @@ func (e environment) load(filename string, parse func(*hclparse.Parser) (*hcl.Fi
 		return nil, files, diags
 	}
 	cfg.Path = filename
+	cfg.FileFunctionPaths = read
 	return cfg, files, diags
 }
