@@ -135,7 +135,7 @@ func (s serviceState) String() string {
 
 // serviceControlAction maps a service control to what serve does: Stop
 // and Shutdown stop it (drain, token flush), ParamChange reloads the
-// configuration (the service stand-in for SIGHUP; `sc control upsproxy
+// configuration (the service stand-in for SIGHUP; `sc.exe control upsproxy
 // paramchange`). Pause and Continue are not accepted, so the manager does
 // not send them; anything else does nothing.
 func serviceControlAction(cmd serviceCmd) control {
@@ -196,7 +196,7 @@ func (c *cli) serviceCmd() *cobra.Command {
 		Short: "Install and control the Windows service (elsewhere: how to use the systemd unit)",
 		Long: `On Windows, install upsproxy as a service that runs serve with a config
 file, restarts on failure, stops gracefully (drain and token flush, as
-SIGTERM) and reloads on "sc control upsproxy paramchange" (as SIGHUP).
+SIGTERM) and reloads on "sc.exe control upsproxy paramchange" (as SIGHUP).
 Defaults live in %ProgramData%\upsproxy. Run the commands in an elevated
 prompt. On other systems use the systemd unit in examples/systemd.`,
 	}

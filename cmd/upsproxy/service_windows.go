@@ -112,7 +112,7 @@ func (c *cli) serviceInstall(o serviceOptions) error {
   %s %s
 Log file: %s; start, stop and failures also go to the Application event log (source %s).
 Start it:  upsproxy service start
-Reload the config:  sc control %s paramchange
+Reload the config:  sc.exe control %s paramchange
 `, serviceName, exe, strings.Join(serviceArgs(p), " "), p.LogFile, serviceName, serviceName)
 	return nil
 }
