@@ -45,6 +45,8 @@ type Config struct {
 	Carriers []Carrier
 	// Notify are the reminder channels (email, webhooks).
 	Notify []Notify
+	// Console is nil unless a console block with a listen address exists.
+	Console *Console
 }
 
 // Carrier returns the carrier with the given name.
