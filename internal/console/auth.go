@@ -174,7 +174,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 			Error: fmt.Sprintf("Too many sign-in attempts. Wait %s and try again.", humanWait(wait))})
 		return
 	}
-	hash := c.dummyHash
+	hash := c.current().dummyHash
 	if known {
 		hash = []byte(u.PasswordHash)
 	}

@@ -108,12 +108,18 @@ type Console struct {
 	base     string
 	secure   bool
 	seal     *sealer
-	settings atomic.Pointer[Settings]
+	settings atomic.Pointer[settings]
 	pages    *template.Template
 	mux      *http.ServeMux
 	limits   *limiter
-	// dummyHash keeps a sign-in with an unknown user name as slow as one
-	// with a wrong password, so timing does not tell which names exist.
+}
+
+// settings are the current Settings and a dummy hash of the users' bcrypt
+// cost: a sign-in with an unknown user name is checked against it, as
+// slow as one with a wrong password, so timing does not tell which names
+// exist.
+type settings struct {
+	Settings
 	dummyHash []byte
 }
 
@@ -154,12 +160,8 @@ func New(opts Options) (*Console, error) {
 	if err != nil {
 		return nil, fmt.Errorf("console templates: %w", err)
 	}
-	dummy, err := bcrypt.GenerateFromPassword([]byte("upsproxy console dummy"), bcrypt.DefaultCost)
-	if err != nil {
-		return nil, err
-	}
 	c := &Console{
-		opts: opts, log: opts.Logger, now: opts.Clock, seal: seal, pages: pages, dummyHash: dummy,
+		opts: opts, log: opts.Logger, now: opts.Clock, seal: seal, pages: pages,
 		base:   strings.TrimSuffix(opts.PublicURL.Path, "/"),
 		secure: opts.PublicURL.Scheme == "https",
 		limits: newLimiter(opts),
@@ -172,10 +174,21 @@ func New(opts Options) (*Console, error) {
 // Update replaces the users, carriers and warning window (config reload).
 // Sessions of users who are gone or whose password changed end.
 func (c *Console) Update(s Settings) {
-	c.settings.Store(&s)
+	cost := bcrypt.DefaultCost
+	if len(s.Users) > 0 {
+		if n, err := bcrypt.Cost([]byte(s.Users[0].PasswordHash)); err == nil {
+			cost = n
+		}
+	}
+	dummy, err := bcrypt.GenerateFromPassword([]byte("upsproxy console dummy"), cost)
+	if err != nil {
+		// Only a cost out of range fails, which config validation excludes.
+		dummy = []byte(s.Users[0].PasswordHash)
+	}
+	c.settings.Store(&settings{Settings: s, dummyHash: dummy})
 }
 
-func (c *Console) current() *Settings { return c.settings.Load() }
+func (c *Console) current() *settings { return c.settings.Load() }
 
 func (c *Console) carrier(name, env string) (Carrier, bool) {
 	for _, car := range c.current().Carriers {
