@@ -254,4 +254,3 @@ func (l *limiter) allow(user, addr string, now time.Time) (time.Duration, bool) 
 	}
 	return 0, true
 }
-
