@@ -237,7 +237,7 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
-	h.Set("Content-Security-Policy", c.csp(""))
+	h.Set("Content-Security-Policy", c.csp(false))
 	if c.secure {
 		h.Set("Strict-Transport-Security", "max-age=31536000")
 	}
@@ -266,25 +266,17 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // csp is the Content-Security-Policy: no script at all, styles and images
-// from the console only, forms posting to the console and, for a page
-// that starts a login, to the origin of UPS's login page (browsers apply
-// form-action to the redirect that follows the post).
-func (c *Console) csp(formTarget string) string {
-	form := "'self'"
-	if formTarget != "" {
-		form += " " + formTarget
+// from the console only, forms posting to the console. A page that starts
+// a UPS login (loginPage) has no form-action: browsers apply it to every
+// redirect that follows the post, and UPS's login passes through several
+// UPS hosts before it reaches the carrier's redirect URI, which may be
+// anywhere.
+func (c *Console) csp(loginPage bool) string {
+	form := "; form-action 'self'"
+	if loginPage {
+		form = ""
 	}
-	return "default-src 'none'; style-src 'self'; img-src 'self'; form-action " + form +
-		"; frame-ancestors 'none'; base-uri 'none'"
-}
-
-// authorizeOrigin is the scheme://host of a carrier's UPS login page.
-func authorizeOrigin(oc login.OAuth) string {
-	u, err := url.Parse(oc.AuthorizeURL("", ""))
-	if err != nil || u.Host == "" {
-		return ""
-	}
-	return u.Scheme + "://" + u.Host
+	return "default-src 'none'; style-src 'self'; img-src 'self'" + form + "; frame-ancestors 'none'; base-uri 'none'"
 }
 
 // page is what every template gets.
