@@ -80,7 +80,7 @@ func (s *sealer) open(purpose, text string, v any) error {
 	if len(text) > maxSealed {
 		return errForged
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(text)
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(text)
 	if err != nil || len(raw) < aead.NonceSize()+aead.Overhead() {
 		return errForged
 	}

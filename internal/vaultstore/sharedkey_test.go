@@ -3,8 +3,11 @@ package vaultstore
 import (
 	"bytes"
 	"context"
+	"path/filepath"
 	"sync"
 	"testing"
+
+	"go.uber.org/zap"
 
 	"github.com/upsproxy/upsproxy/internal/testutil/vaultdevtest"
 )
@@ -45,5 +48,25 @@ func TestSharedKey_ReplicasStartingTogetherAllGetTheSameKey(t *testing.T) {
 	}
 	if _, err := s.SharedKey(context.Background(), "../x"); err == nil {
 		t.Fatal("a path-unsafe key name was accepted")
+	}
+}
+
+func TestSharedKey_TheShippedPolicyAllowsCreatingAndReadingTheConsoleKey(t *testing.T) {
+	srv := vaultdevtest.Start(t)
+	roleID, secretID := setupAppRole(t, srv.Client(t), "upsproxy", "1m", "2m")
+	secretFile := filepath.Join(t.TempDir(), "secret-id")
+	writeFile(t, secretFile, secretID+"\n")
+	s := mustSession(t, sessionOpts(srv, AppRoleAuth{RoleID: roleID, SecretIDFile: secretFile}, zap.NewNop()))
+	store := newStore(t, s.Client(), Options{Mount: "secret", Prefix: "upsproxy"})
+	first, err := store.SharedKey(ctxT(t), "console")
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	again, err := store.SharedKey(ctxT(t), "console")
+	if err != nil || !bytes.Equal(first, again) {
+		t.Fatalf("read: %v (same key %v)", err, bytes.Equal(first, again))
+	}
+	if _, err := store.SharedKey(ctxT(t), "other"); err == nil {
+		t.Fatal("the policy grants more than the console's key")
 	}
 }
