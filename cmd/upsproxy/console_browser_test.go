@@ -34,7 +34,6 @@ func chromiumPath() (string, error) {
 	return "", fmt.Errorf("no chromium found: install it (Debian: apt-get install -y chromium) or set UPSPROXY_CHROMIUM")
 }
 
-
 // TestConsoleInARealBrowser drives headless Chromium against a real
 // `upsproxy serve`, the dev Vault and the simulator, as a shipping manager
 // would: sign in, see the expiring carrier stand out, log in to UPS through
