@@ -205,7 +205,7 @@ carrier "delta" {
 
 	// Log in to UPS: the simulator approves and redirects to the callback.
 	run("log in alpha",
-		chromedp.Navigate(public+"/carrier/alpha/test"),
+		chromedp.Navigate(public+"/carriers/alpha/test"),
 		chromedp.Click(chromedp.CSS(`#login`)),
 		chromedp.WaitVisible(chromedp.CSS(`#back`)),
 	)
@@ -228,7 +228,7 @@ carrier "delta" {
 
 	// beta's redirect does not come back: paste the address instead.
 	run("log in beta",
-		chromedp.Navigate(public+"/carrier/beta/test"),
+		chromedp.Navigate(public+"/carriers/beta/test"),
 		chromedp.Click(chromedp.CSS(`#login`)),
 		chromedp.WaitVisible(chromedp.CSS(`#landed`)),
 	)
@@ -240,7 +240,7 @@ carrier "delta" {
 	rememberSecret(lu.Query().Get("code"))
 	rememberSecret(lu.Query().Get("state"))
 	run("paste beta",
-		chromedp.Navigate(public+"/carrier/beta/test"),
+		chromedp.Navigate(public+"/carriers/beta/test"),
 		chromedp.SendKeys(chromedp.CSS(`#redirect_url`), landed),
 		chromedp.Click(chromedp.CSS(`#paste`)),
 		chromedp.WaitVisible(chromedp.CSS(`#back`)),
@@ -251,7 +251,7 @@ carrier "delta" {
 	e.rememberStoredTokens("beta", ups.Test)
 
 	// Refresh now bumps the refresh count.
-	run("gamma", chromedp.Navigate(public+"/carrier/gamma/test"), chromedp.WaitVisible(chromedp.CSS(`#refresh`)))
+	run("gamma", chromedp.Navigate(public+"/carriers/gamma/test"), chromedp.WaitVisible(chromedp.CSS(`#refresh`)))
 	if c := text("dd.count"); c != "0" {
 		t.Fatalf("gamma's refresh count before: %q", c)
 	}

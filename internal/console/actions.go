@@ -67,7 +67,7 @@ func humanDays(d time.Duration) string {
 	return d.String()
 }
 
-// carrierFor finds the carrier of a /carrier/{carrier}/{env} path, or
+// carrierFor finds the carrier of a /carriers/{carrier}/{env} path, or
 // answers 404.
 func (c *Console) carrierFor(w http.ResponseWriter, r *http.Request) (Carrier, bool) {
 	car, ok := c.carrier(r.PathValue("carrier"), r.PathValue("env"))
@@ -240,7 +240,7 @@ func (c *Console) finish(w http.ResponseWriter, r *http.Request, st loginState, 
 	c.render(w, http.StatusOK, "done.html", page{Title: "Logged in", User: u.Name,
 		Notice: fmt.Sprintf("Logged in to UPS: carrier %s (%s). The refresh token expires %s (%d days).", car.Name, car.Environment,
 			fmtTime(tok.RefreshExpiresAt), tokens.DaysLeft(tok.RefreshExpiresAt, c.now())),
-		Data: c.base + "/carrier/" + car.Name + "/" + string(car.Environment)})
+		Data: c.base + "/carriers/" + car.Name + "/" + string(car.Environment)})
 }
 
 // pasteRedirect is the fallback when UPS's redirect does not come back to

@@ -22,6 +22,7 @@ import (
 
 	"github.com/upsproxy/upsproxy/internal/console"
 	"github.com/upsproxy/upsproxy/internal/login"
+	"github.com/upsproxy/upsproxy/internal/notify"
 	"github.com/upsproxy/upsproxy/internal/testutil/vaultdevtest"
 	"github.com/upsproxy/upsproxy/internal/tokens"
 	"github.com/upsproxy/upsproxy/internal/ups"
@@ -265,12 +266,12 @@ func (b *browser) mustSignIn(base string) {
 // action posts a carrier action with the CSRF token of the carrier page.
 func (b *browser) action(base, carrier, what string, extra url.Values) answer {
 	b.t.Helper()
-	page := b.do("GET", base+"/carrier/"+carrier+"/test", nil)
+	page := b.do("GET", base+"/carriers/"+carrier+"/test", nil)
 	form := url.Values{"csrf": {csrfOf(b.t, page)}}
 	for k, v := range extra {
 		form[k] = v
 	}
-	return b.do("POST", base+"/carrier/"+carrier+"/test/"+what, form)
+	return b.do("POST", base+"/carriers/"+carrier+"/test/"+what, form)
 }
 
 // authorize follows the console's redirect to the simulator's login page,
@@ -461,7 +462,7 @@ func TestConsole_RefusesPostsWithoutTheSessionsCSRFToken(t *testing.T) {
 	br.mustSignIn(base)
 	other := newBrowser(t)
 	other.mustSignIn(base)
-	foreign := csrfOf(t, other.do("GET", base+"/carrier/main/test", nil))
+	foreign := csrfOf(t, other.do("GET", base+"/carriers/main/test", nil))
 	inQuery := "?csrf=" + url.QueryEscape(csrfOf(t, br.do("GET", base+"/", nil)))
 	for name, form := range map[string]url.Values{
 		"missing":             {},
@@ -471,7 +472,7 @@ func TestConsole_RefusesPostsWithoutTheSessionsCSRFToken(t *testing.T) {
 		"in the query string": {"query": {inQuery}},
 	} {
 		for _, action := range []string{"refresh", "login", "delete", "paste"} {
-			target := base + "/carrier/main/test/" + action + form.Get("query")
+			target := base + "/carriers/main/test/" + action + form.Get("query")
 			f := url.Values{"confirm": {"yes"}, "redirect_url": {pasteURI + "?code=abc"}}
 			if v, ok := form["csrf"]; ok {
 				f["csrf"] = v
@@ -508,7 +509,7 @@ func TestConsole_WithoutOrWithAnExpiredSessionNothingChanges(t *testing.T) {
 	if a := anon.do("GET", base+"/", nil); a.status != http.StatusSeeOther || a.location != "/login" {
 		t.Errorf("overview without a session: %d %q", a.status, a.location)
 	}
-	if a := anon.do("POST", base+"/carrier/main/test/refresh", url.Values{"csrf": {"x"}}); a.status != http.StatusUnauthorized || !strings.Contains(a.body, "not signed in") {
+	if a := anon.do("POST", base+"/carriers/main/test/refresh", url.Values{"csrf": {"x"}}); a.status != http.StatusUnauthorized || !strings.Contains(a.body, "not signed in") {
 		t.Errorf("refresh without a session: %d %.300s", a.status, a.body)
 	}
 	// A cookie this console did not seal counts as none.
@@ -522,10 +523,10 @@ func TestConsole_WithoutOrWithAnExpiredSessionNothingChanges(t *testing.T) {
 	br.mustSignIn(base)
 	viewer := newBrowser(t)
 	viewer.mustSignIn(base)
-	page := br.do("GET", base+"/carrier/main/test", nil)
+	page := br.do("GET", base+"/carriers/main/test", nil)
 	token := csrfOf(t, page)
 	r.clock.Advance(8*time.Hour + time.Second)
-	a := br.do("POST", base+"/carrier/main/test/delete", url.Values{"csrf": {token}, "confirm": {"yes"}})
+	a := br.do("POST", base+"/carriers/main/test/delete", url.Values{"csrf": {token}, "confirm": {"yes"}})
 	if a.status != http.StatusUnauthorized || !strings.Contains(a.body, "Your session has expired, so nothing was changed") {
 		t.Errorf("delete with an expired session: %d %.300s", a.status, a.body)
 	}
@@ -607,7 +608,7 @@ func TestConsole_RefreshNowAndDeleteWithConfirmation(t *testing.T) {
 	r.secretOf(rec.Token.AccessToken, rec.Token.RefreshToken)
 
 	// client_credentials: state and Refresh now only.
-	m := br.do("GET", base+"/carrier/machine/test", nil)
+	m := br.do("GET", base+"/carriers/machine/test", nil)
 	if strings.Contains(m.body, `id="login"`) || strings.Contains(m.body, `id="delete"`) || !strings.Contains(m.body, `id="refresh"`) {
 		t.Errorf("client_credentials page offers the wrong actions")
 	}
@@ -615,17 +616,17 @@ func TestConsole_RefreshNowAndDeleteWithConfirmation(t *testing.T) {
 		t.Errorf("login of a client_credentials carrier: %d", a.status)
 	}
 
-	conf := br.do("GET", base+"/carrier/main/test/delete", nil)
+	conf := br.do("GET", base+"/carriers/main/test/delete", nil)
 	if conf.status != http.StatusOK || !strings.Contains(conf.body, "Delete the tokens of main") {
 		t.Fatalf("confirmation page: %d", conf.status)
 	}
-	if a := br.do("POST", base+"/carrier/main/test/delete", url.Values{"csrf": {csrfOf(t, conf)}}); a.status != http.StatusBadRequest {
+	if a := br.do("POST", base+"/carriers/main/test/delete", url.Values{"csrf": {csrfOf(t, conf)}}); a.status != http.StatusBadRequest {
 		t.Fatalf("unconfirmed delete: %d", a.status)
 	}
 	if _, err := r.record("main"); err != nil {
 		t.Fatalf("unconfirmed delete deleted: %v", err)
 	}
-	if a := br.do("POST", base+"/carrier/main/test/delete", url.Values{"csrf": {csrfOf(t, conf)}, "confirm": {"yes"}}); a.status != http.StatusOK || !strings.Contains(a.body, "Deleted the stored tokens") {
+	if a := br.do("POST", base+"/carriers/main/test/delete", url.Values{"csrf": {csrfOf(t, conf)}, "confirm": {"yes"}}); a.status != http.StatusOK || !strings.Contains(a.body, "Deleted the stored tokens") {
 		t.Fatalf("delete: %d %.300s", a.status, a.body)
 	}
 	if _, err := r.record("main"); !errors.Is(err, vaultstore.ErrNotFound) {
@@ -662,6 +663,10 @@ func TestConsole_OverviewHighlightsExpiringAndShowsNoTokenValues(t *testing.T) {
 	}
 	if strings.Contains(ov.body, "<script") || strings.Contains(ov.body, "style=") {
 		t.Errorf("inline script or style in the page")
+	}
+	// The reminders' "renew from a browser" link opens the carrier's page.
+	if a := br.do("GET", notify.ConsoleLink(base, "main", ups.Test), nil); a.status != http.StatusOK || !strings.Contains(a.body, "Access Token Information") {
+		t.Errorf("the reminders' console link: %d", a.status)
 	}
 	for _, c := range br.jar.Cookies(mustURL(base)) {
 		if c.Name == "upsproxy_console" {

@@ -100,7 +100,7 @@ func (c *Console) rows(ctx context.Context, cars []Carrier) []row {
 	out := make([]row, 0, len(cars))
 	for _, car := range cars {
 		r := row{Carrier: car.Name, Environment: string(car.Environment), Grant: car.Grant, Active: !car.Inactive,
-			RedirectURI: car.RedirectURI, Path: c.base + "/carrier/" + car.Name + "/" + string(car.Environment), DaysLeft: "–"}
+			RedirectURI: car.RedirectURI, Path: c.base + "/carriers/" + car.Name + "/" + string(car.Environment), DaysLeft: "–"}
 		r.CanLogin = car.Grant != tokens.GrantClientCredentials && car.OAuth != nil
 		r.RedirectToConsole = car.RedirectURI == c.callbackURL()
 		rec, err := c.opts.Store.Get(ctx, car.Name, car.Environment)
