@@ -13,6 +13,7 @@ import (
 	"github.com/upsproxy/upsproxy/internal/config"
 	"github.com/upsproxy/upsproxy/internal/console"
 	"github.com/upsproxy/upsproxy/internal/login"
+	"github.com/upsproxy/upsproxy/internal/proxy"
 	"github.com/upsproxy/upsproxy/internal/vaultstore"
 )
 
@@ -42,7 +43,7 @@ func (d *daemon) startConsole(ctx context.Context, store *vaultstore.Store) (*ht
 	}
 	d.console, err = console.New(console.Options{
 		Logger: d.log.Named("console"), PublicURL: cc.PublicURL, Key: key, Store: store,
-		Login: svc, Refresher: d.broker, Settings: settings,
+		Login: svc, Refresher: d.broker, Settings: settings, ErrorCode: proxy.TokenErrorCode,
 	})
 	if err != nil {
 		return nil, nil, err

@@ -284,7 +284,10 @@ func (c *Console) refresh(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	rec, err := c.opts.Refresher.ForceRefresh(ctx, car.Name, car.Environment)
 	if err != nil {
-		code := tokens.ErrorCode(err)
+		code := ""
+		if c.opts.ErrorCode != nil {
+			code = c.opts.ErrorCode(err)
+		}
 		c.log.Warn("console: refresh failed", append(fields, zap.String("code", code), zap.Error(err))...)
 		msg := "The refresh failed"
 		if code != "" {

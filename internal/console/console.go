@@ -87,6 +87,9 @@ type Options struct {
 	Login     *login.Service
 	Refresher Refresher
 	Settings  Settings
+	// ErrorCode maps a token error to its client-facing code (the proxy's
+	// one mapper, proxy.TokenErrorCode); nil shows no codes.
+	ErrorCode func(error) string
 	// SessionTTL is how long a sign-in lasts. Default 8 hours.
 	SessionTTL time.Duration
 	// LoginTTL is how long a started UPS login may take. Default 15 minutes.

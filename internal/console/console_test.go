@@ -23,6 +23,7 @@ import (
 	"github.com/upsproxy/upsproxy/internal/console"
 	"github.com/upsproxy/upsproxy/internal/login"
 	"github.com/upsproxy/upsproxy/internal/notify"
+	"github.com/upsproxy/upsproxy/internal/proxy"
 	"github.com/upsproxy/upsproxy/internal/testutil/vaultdevtest"
 	"github.com/upsproxy/upsproxy/internal/tokens"
 	"github.com/upsproxy/upsproxy/internal/ups"
@@ -151,7 +152,7 @@ func (r *rig) replica(log *zap.Logger, tune func(*console.Options)) *httptest.Se
 	pub, _ := url.Parse(publicURL)
 	opts := console.Options{
 		Logger: log.Named("console"), Clock: r.clock.Now, PublicURL: pub, Key: key, Store: r.store,
-		Login: svc, Refresher: broker,
+		Login: svc, Refresher: broker, ErrorCode: proxy.TokenErrorCode,
 		Settings: console.Settings{Users: []console.User{{Name: "alice", PasswordHash: r.hash}}, Carriers: cars, WarnBefore: 7 * 24 * time.Hour},
 	}
 	if tune != nil {
@@ -647,6 +648,9 @@ func TestConsole_OverviewHighlightsExpiringAndShowsNoTokenValues(t *testing.T) {
 		if !strings.Contains(ov.body, want) {
 			t.Errorf("overview lacks %s", want)
 		}
+	}
+	if !strings.Contains(ov.body, "UPSPROXY_NOT_LOGGED_IN") {
+		t.Errorf("the never logged-in row does not say what requests get")
 	}
 	for _, s := range []string{exp.Token.AccessToken, exp.Token.RefreshToken, ok.Token.AccessToken, secret, r.hash} {
 		if strings.Contains(ov.body, s) {

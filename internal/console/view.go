@@ -10,17 +10,6 @@ import (
 	"github.com/upsproxy/upsproxy/internal/vaultstore"
 )
 
-// Health of a row, as the console shows it.
-const (
-	healthOK          = "ok"
-	healthExpiring    = "expiring"
-	healthExpired     = "expired"
-	healthRejected    = "rejected"
-	healthNotLoggedIn = "not logged in"
-	healthNotFetched  = "not fetched yet"
-	healthUnknown     = "unknown"
-)
-
 // row is one carrier and environment on the overview and the carrier page.
 // It holds no token values.
 type row struct {
@@ -31,6 +20,9 @@ type row struct {
 	// Health and Level (ok, warn, bad) decide how the row stands out.
 	Health string
 	Level  string
+	// HealthCode is the error code requests get because of the health
+	// (UPSPROXY_...), when a login is needed.
+	HealthCode string
 	Info   tokens.Info
 	Stored bool
 	// DaysLeft of the refresh token ("–" when unknown).
@@ -50,40 +42,26 @@ type row struct {
 }
 
 // judge reads a stored record (nil: nothing stored) into the fields the
-// console shows. It is the console's only reading of token health, so
-// switching to the tokens package's own judge is a change here alone.
-func judge(car Carrier, rec *vaultstore.Record, now time.Time, warnBefore time.Duration) (info tokens.Info, health string) {
-	cc := car.Grant == tokens.GrantClientCredentials
+// console shows: the token information, and the tokens package's one
+// verdict on its health.
+func judge(car Carrier, rec *vaultstore.Record, now time.Time, warnBefore time.Duration) (tokens.Info, tokens.Health) {
+	h := tokens.Assess(tokens.Subject{Carrier: car.Name, Environment: car.Environment, Grant: car.Grant, Inactive: car.Inactive},
+		rec, now, warnBefore)
 	if rec == nil || rec.Token.AccessToken == "" && rec.Token.RefreshToken == "" {
-		info = tokens.Info{Carrier: car.Name, Environment: car.Environment, Grant: car.Grant}
-		if cc {
-			return info, healthNotFetched
-		}
-		return info, healthNotLoggedIn
+		return tokens.Info{Carrier: car.Name, Environment: car.Environment, Grant: car.Grant}, h
 	}
-	info = tokens.Describe(*rec, now)
+	info := tokens.Describe(*rec, now)
 	info.Grant = car.Grant
-	exp := rec.Token.RefreshExpiresAt
-	switch {
-	case cc:
-		return info, healthOK // the proxy mints a new token whenever it needs one
-	case rec.Rejected:
-		return info, healthRejected
-	case exp.IsZero():
-		return info, healthOK // UPS did not say; the proxy finds out when it refreshes
-	case !now.Before(exp):
-		return info, healthExpired
-	case exp.Sub(now) <= warnBefore:
-		return info, healthExpiring
-	}
-	return info, healthOK
+	return info, h
 }
 
-func level(health string) string {
-	switch health {
-	case healthOK, healthNotFetched:
+// level is how a row stands out: amber for a login due soon, red for one
+// needed now (or a state nobody could read).
+func level(s tokens.State) string {
+	switch s {
+	case tokens.StateOK, tokens.StateNotFetched:
 		return "ok"
-	case healthExpiring:
+	case tokens.StateExpiring:
 		return "warn"
 	}
 	return "bad"
@@ -111,13 +89,16 @@ func (c *Console) rows(ctx context.Context, cars []Carrier) []row {
 		case !errors.Is(err, vaultstore.ErrNotFound):
 			r.ReadError = "Vault could not be read: " + err.Error()
 		}
-		r.Info, r.Health = judge(car, recp, now, warn)
+		var h tokens.Health
+		r.Info, h = judge(car, recp, now, warn)
+		h = h.WithCode(c.opts.ErrorCode)
+		r.Health, r.HealthCode = string(h.State), h.ErrorCode
 		if r.ReadError != "" {
-			r.Health = healthUnknown
+			r.Health = string(tokens.StateUnknown)
 		}
-		r.Level = level(r.Health)
-		if r.Stored && !r.Info.RefreshTokenExpires.IsZero() {
-			r.DaysLeft = fmt.Sprint(r.Info.RefreshDaysLeft)
+		r.Level = level(tokens.State(r.Health))
+		if h.DaysLeft != nil {
+			r.DaysLeft = fmt.Sprint(*h.DaysLeft)
 		}
 		if st, ok := statuses[car.Name+"\x00"+string(car.Environment)]; ok {
 			r.LastRefreshAt, r.LastRefreshResult = st.LastRefreshAt, st.LastRefreshResult
