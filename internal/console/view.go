@@ -23,8 +23,8 @@ type row struct {
 	// HealthCode is the error code requests get because of the health
 	// (UPSPROXY_...), when a login is needed.
 	HealthCode string
-	Info   tokens.Info
-	Stored bool
+	Info       tokens.Info
+	Stored     bool
 	// DaysLeft of the refresh token ("–" when unknown).
 	DaysLeft string
 	// ReadError: Vault could not be read for this row.
