@@ -234,3 +234,27 @@ notify "team-chat" {
     # headers = { Authorization = env("HOOK_TOKEN") }
   }
 }
+
+# The web console (off unless listen is set): shipping managers sign in from
+# a browser, see every carrier's token state and renew it (Log in to UPS,
+# paste the redirect URL, Refresh now, Delete tokens). It runs inside
+# `upsproxy serve` on every replica; sessions and logins are sealed under a
+# key upsproxy creates once in Vault (<mount>/data/<prefix>/keys/console),
+# so any replica serves any step behind a load balancer.
+# console {
+#   # Its own listener (default: off). Keep it on loopback or an internal
+#   # address, behind a TLS-terminating reverse proxy or with tls_cert/tls_key.
+#   listen     = "127.0.0.1:8443"
+#   # The address browsers use. Register <public_url>/callback as the
+#   # carriers' redirect_uri at UPS so the login comes back by itself. A path
+#   # (https://intranet.example.com/upsproxy) is the console's base path.
+#   public_url = "https://upsproxy.example.com:8443"
+#   # Serve https itself (both or neither; PEM files).
+#   tls_cert   = "/etc/upsproxy/console.pem"
+#   tls_key    = "/etc/upsproxy/console-key.pem"
+#   # Who may sign in: bcrypt hashes, as for client blocks
+#   # (htpasswd -nbBC 10 maria PASSWORD | cut -d: -f2).
+#   user "maria" {
+#     password_hash = "$2y$10$...."
+#   }
+# }

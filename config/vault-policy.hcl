@@ -49,6 +49,12 @@ path "secret/data/upsproxy/notify/*" {
   capabilities = ["create", "read", "update"]
 }
 
+# The console's shared key (only with a console block): every replica reads
+# it; the first to start creates it (check-and-set, so never twice).
+path "secret/data/upsproxy/keys/console" {
+  capabilities = ["create", "read"]
+}
+
 # The proxy's own token: look it up (token auth checks it at start) and
 # renew it before it expires. Vault's "default" policy grants both already;
 # they are repeated so that roles created with token_no_default_policy=true

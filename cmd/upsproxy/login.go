@@ -15,9 +15,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/upsproxy/upsproxy/internal/config"
+	"github.com/upsproxy/upsproxy/internal/login"
 	"github.com/upsproxy/upsproxy/internal/tokens"
 	"github.com/upsproxy/upsproxy/internal/ups"
-	"github.com/upsproxy/upsproxy/internal/vaultstore"
 )
 
 type loginFlags struct {
@@ -67,29 +67,6 @@ need root: use --manual otherwise.`,
 	return cmd
 }
 
-// authorization is one login attempt's authorization URL and the secrets
-// that go with it: the state the redirect must carry back and the PKCE
-// verifier the exchange must send.
-type authorization struct {
-	url, state, verifier string
-}
-
-func newAuthorization(oc *ups.Client) (authorization, error) {
-	state, err := ups.NewState()
-	if err != nil {
-		return authorization{}, err
-	}
-	a := authorization{state: state}
-	challenge := ""
-	if oc.UsesPKCE() {
-		if a.verifier, challenge, err = ups.NewPKCE(); err != nil {
-			return authorization{}, err
-		}
-	}
-	a.url = oc.AuthorizeURL(state, challenge)
-	return a, nil
-}
-
 func (c *cli) login(ctx context.Context, f loginFlags) error {
 	cfg, err := c.loadConfig()
 	if err != nil {
@@ -124,9 +101,14 @@ func (c *cli) login(ctx context.Context, f loginFlags) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	svc, err := login.New(login.Options{Store: store})
+	if err != nil {
+		return err
+	}
+	target := login.Target{Carrier: car.Name, Environment: env, Grant: car.Grant}
 	// Make sure Vault takes our writes before spending a single-use code.
-	if _, err := store.Get(ctx, car.Name, env); err != nil && !errors.Is(err, vaultstore.ErrNotFound) {
-		return fmt.Errorf("checking Vault before the login: %w", err)
+	if err := svc.CheckStore(ctx, target); err != nil {
+		return err
 	}
 
 	var code, verifier string
@@ -167,7 +149,7 @@ func (c *cli) login(ctx context.Context, f loginFlags) error {
 		}
 	}
 
-	tok, err := exchangeAndSave(ctx, oc, store, car, env, code, verifier)
+	tok, err := svc.Complete(ctx, oc, target, code, verifier, "login")
 	if catcher != nil {
 		catcher.finish(err)
 		catcher.close()
@@ -179,20 +161,6 @@ func (c *cli) login(ctx context.Context, f loginFlags) error {
 		car.Name, env, tok.ExpiresAt.UTC().Format(time.RFC3339), tok.RefreshExpiresAt.UTC().Format(time.RFC3339),
 		tokens.DaysLeft(tok.RefreshExpiresAt, time.Now()))
 	return nil
-}
-
-// exchangeAndSave spends the code at UPS and stores the pair. Once UPS has
-// answered, the write to Vault runs to its end even if the admin presses
-// Ctrl-C: the code is spent either way.
-func exchangeAndSave(ctx context.Context, oc *ups.Client, store *vaultstore.Store, car *config.Carrier, env ups.Environment, code, verifier string) (ups.Token, error) {
-	tok, err := oc.Exchange(ctx, code, verifier)
-	if err != nil {
-		return ups.Token{}, fmt.Errorf("exchanging the authorization code with UPS (%s): %w", env, err)
-	}
-	if err := saveLogin(context.WithoutCancel(ctx), store, car, env, tok); err != nil {
-		return ups.Token{}, err
-	}
-	return tok, nil
 }
 
 // waitError turns the end of a wait for the admin into one clear line.
@@ -227,40 +195,40 @@ func (c *cli) showAuthorizeURL(authURL string, browser bool, instructions string
 // authorization URL, wait for the browser to come back. The returned
 // catcher (non-nil once listening) must be told the outcome and closed.
 func (c *cli) caughtCode(ctx context.Context, oc *ups.Client, target loopbackTarget, browser bool, timeout time.Duration, log *zap.Logger) (*redirectCatcher, string, string, error) {
-	a, err := newAuthorization(oc)
+	a, err := login.Authorize(oc, nil)
 	if err != nil {
 		return nil, "", "", err
 	}
-	catcher, err := startCatcher(target, a.state, time.Now, log)
+	catcher, err := startCatcher(target, a.State, time.Now, log)
 	if err != nil {
 		return nil, "", "", err
 	}
 	if target.scheme == "https" {
 		fmt.Fprintf(c.errOut, "Your browser will warn about a self-signed certificate for %s: that is this login listener; continue.\n", target.host)
 	}
-	c.showAuthorizeURL(a.url, browser, fmt.Sprintf("upsproxy waits up to %s for the redirect to %s.", timeout, target.uri))
+	c.showAuthorizeURL(a.URL, browser, fmt.Sprintf("upsproxy waits up to %s for the redirect to %s.", timeout, target.uri))
 	code, err := catcher.wait(ctx)
 	if err != nil {
 		return catcher, "", "", err
 	}
-	return catcher, code, a.verifier, nil
+	return catcher, code, a.Verifier, nil
 }
 
 // pastedCode shows the authorization URL and reads the pasted redirect URL
 // from stdin.
 func (c *cli) pastedCode(ctx context.Context, oc *ups.Client, browser bool) (code, verifier string, err error) {
-	a, err := newAuthorization(oc)
+	a, err := login.Authorize(oc, nil)
 	if err != nil {
 		return "", "", err
 	}
-	c.showAuthorizeURL(a.url, browser, "Then paste the address you were redirected to.")
+	c.showAuthorizeURL(a.URL, browser, "Then paste the address you were redirected to.")
 	fmt.Fprint(c.errOut, "Redirect URL: ")
 	line, err := readLine(ctx, c.stdin)
 	if err != nil {
 		return "", "", err
 	}
-	code, err = ups.ParseRedirect(line, a.state)
-	return code, a.verifier, err
+	code, err = ups.ParseRedirect(line, a.State)
+	return code, a.Verifier, err
 }
 
 // readLine reads one line from r, giving up when ctx ends. A read blocked
@@ -285,32 +253,4 @@ func readLine(ctx context.Context, r io.Reader) (string, error) {
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
-}
-
-// saveLogin stores a freshly minted pair, replacing whatever was stored
-// (check-and-set against the version just read, so a concurrent refresh by
-// a proxy is not silently overwritten).
-func saveLogin(ctx context.Context, store *vaultstore.Store, car *config.Carrier, env ups.Environment, tok ups.Token) error {
-	rec := vaultstore.Record{Carrier: car.Name, Environment: env, Grant: car.Grant, Token: tok, UpdatedAt: time.Now(), UpdatedBy: "login"}
-	var lastErr error
-	for attempt := 0; attempt < 5; attempt++ {
-		if attempt > 0 {
-			time.Sleep(time.Duration(attempt) * 500 * time.Millisecond)
-		}
-		old, err := store.Get(ctx, car.Name, env)
-		switch {
-		case errors.Is(err, vaultstore.ErrNotFound):
-			rec.Version = 0
-		case err != nil:
-			lastErr = err
-			continue
-		default:
-			rec.Version = old.Version
-		}
-		if _, err = store.Put(ctx, rec); err == nil {
-			return nil
-		}
-		lastErr = err
-	}
-	return fmt.Errorf("storing the new tokens in Vault failed (the authorization code is spent; run the login again once Vault is back): %w", lastErr)
 }

@@ -94,14 +94,13 @@ func (c *cli) notifyTest(ctx context.Context, name, carrier string) error {
 	return nil
 }
 
-// consoleURL is the console's public URL for links in messages.
-//
-// CONSOLE WIRING: the console (a `console` block with `public_url`) is built
-// in parallel; once config.Config has it, return cfg.Console.PublicURL here
-// (when the block is present). Until then messages carry no console link.
+// consoleURL is the console's public URL for links in messages ("" when
+// the console is off).
 func consoleURL(cfg *config.Config) string {
-	_ = cfg
-	return ""
+	if cfg.Console == nil {
+		return ""
+	}
+	return cfg.Console.PublicURL.String()
 }
 
 // needsVault reports whether a channel's secrets are Vault references.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/upsproxy/upsproxy/internal/admin"
 	"github.com/upsproxy/upsproxy/internal/config"
+	"github.com/upsproxy/upsproxy/internal/console"
 	"github.com/upsproxy/upsproxy/internal/proxy"
 	"github.com/upsproxy/upsproxy/internal/tokens"
 	"github.com/upsproxy/upsproxy/internal/ups"
@@ -46,6 +47,8 @@ type daemon struct {
 	broker    *tokens.Broker
 	px        *proxy.Proxy
 	oauthHTTP *http.Client
+	// console is nil when the config has no console.
+	console *console.Console
 	// stopReminders ends the current reminder loop (restarted on reload).
 	stopReminders context.CancelFunc
 	// Notifications (notify.go): what they need, and how to stop them.
@@ -154,17 +157,28 @@ func (c *cli) serve(ctx context.Context) error {
 		ErrorLog:          zap.NewStdLog(log.Named("admin-http")),
 	}
 
+	consoleSrv, consoleLn, err := d.startConsole(ctx, store)
+	if err != nil {
+		ln.Close()
+		adminLn.Close()
+		return err
+	}
+
 	d.broker.Preload(ctx)
 	d.startReminders(ctx)
 	d.startNotifier(ctx)
 	defer d.stopNotifier()
 	go d.broker.RunRefresher(ctx, time.Second)
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- fmt.Errorf("proxy server: %w", srv.Serve(ln)) }()
 	go func() { errc <- fmt.Errorf("admin server: %w", adminSrv.Serve(adminLn)) }()
 	log.Info("proxy listening", zap.String("addr", ln.Addr().String()), zap.Int("carriers", len(cfg.Carriers)))
 	log.Info("admin listening", zap.String("addr", adminLn.Addr().String()))
+	if consoleSrv != nil {
+		go func() { errc <- fmt.Errorf("console server: %w", consoleSrv.Serve(consoleLn)) }()
+		log.Info("console listening", zap.String("addr", consoleLn.Addr().String()), zap.String("public_url", cfg.Console.PublicURL.String()))
+	}
 
 	for running := true; running; {
 		ctl := controlNone
@@ -201,6 +215,9 @@ func (c *cli) serve(ctx context.Context) error {
 		log.Warn("in-flight requests cut off at the end of the grace period", zap.Error(err))
 	}
 	_ = adminSrv.Shutdown(sctx)
+	if consoleSrv != nil {
+		_ = consoleSrv.Shutdown(sctx)
+	}
 	// Land any pair Vault has not accepted yet: after exit it would be gone.
 	fctx, fcancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer fcancel()
@@ -292,6 +309,10 @@ func (d *daemon) reload(ctx context.Context) {
 	if err == nil {
 		err = d.px.Update(proxyConfig(cfg))
 	}
+	var consoleSettings console.Settings
+	if err == nil && d.console != nil {
+		consoleSettings, err = d.consoleSettings(cfg)
+	}
 	if err == nil {
 		err = d.broker.Update(carriers)
 	}
@@ -304,6 +325,9 @@ func (d *daemon) reload(ctx context.Context) {
 	}
 	for _, ch := range restartNeeded(d.cfg, cfg) {
 		d.log.Warn("setting changed but only takes effect after a restart", zap.String("setting", ch))
+	}
+	if d.console != nil {
+		d.console.Update(consoleSettings)
 	}
 	old := d.cfg
 	d.cfg = cfg
@@ -332,6 +356,10 @@ func restartNeeded(old, cfg *config.Config) []string {
 	}
 	if !reflect.DeepEqual(old.Vault, cfg.Vault) {
 		out = append(out, "vault")
+	}
+	if (old.Console == nil) != (cfg.Console == nil) || old.Console != nil && (old.Console.Listen != cfg.Console.Listen ||
+		*old.Console.PublicURL != *cfg.Console.PublicURL || old.Console.TLSCert != cfg.Console.TLSCert || old.Console.TLSKey != cfg.Console.TLSKey) {
+		out = append(out, "console (listen, public_url, tls_cert, tls_key)")
 	}
 	if !reflect.DeepEqual(old.MITM, cfg.MITM) {
 		out = append(out, "mitm")

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/upsproxy/upsproxy/internal/config"
+	"github.com/upsproxy/upsproxy/internal/login"
 	"github.com/upsproxy/upsproxy/internal/tokens"
 	"github.com/upsproxy/upsproxy/internal/ups"
 	"github.com/upsproxy/upsproxy/internal/vaultstore"
@@ -588,18 +589,19 @@ func (c *cli) tokenDelete(ctx context.Context, carrier, envName string) error {
 	if err != nil {
 		return err
 	}
-	old, getErr := store.Get(ctx, carrier, env)
-	if getErr != nil && !errors.Is(getErr, vaultstore.ErrNotFound) {
-		return fmt.Errorf("reading the tokens from Vault: %w", getErr)
+	svc, err := login.New(login.Options{Store: store})
+	if err != nil {
+		return err
 	}
-	if err := store.Delete(ctx, carrier, env); err != nil {
-		if errors.Is(err, vaultstore.ErrNotFound) {
-			return &exitCodeError{code: exitError, msg: fmt.Sprintf("no tokens stored for carrier %q (%s): nothing deleted", carrier, env)}
-		}
-		return fmt.Errorf("deleting the tokens from Vault: %w", err)
+	old, err := svc.Delete(ctx, carrier, env)
+	if errors.Is(err, login.ErrNothingStored) {
+		return &exitCodeError{code: exitError, msg: fmt.Sprintf("no tokens stored for carrier %q (%s): nothing deleted", carrier, env)}
+	}
+	if err != nil {
+		return err
 	}
 	what := ""
-	if getErr == nil {
+	if old != nil {
 		what = fmt.Sprintf(" (%s; refresh token expiry %s, refresh count %d)", old.Grant, fmtTime(old.Token.RefreshExpiresAt), old.Token.RefreshCount)
 	}
 	fmt.Fprintf(c.out, "Deleted the stored tokens of carrier %q (%s)%s.\n", carrier, env, what)

@@ -48,6 +48,8 @@ type Config struct {
 	Notify []Notify
 	// FileFunctionPaths are the files file() read, usually secrets.
 	FileFunctionPaths []string
+	// Console is nil unless a console block with a listen address exists.
+	Console *Console
 }
 
 // Carrier returns the carrier with the given name.

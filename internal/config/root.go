@@ -35,6 +35,7 @@ type rawConfig struct {
 	Clients        []*rawClient  `hcl:"client,block"`
 	Carriers       []*rawCarrier `hcl:"carrier,block"`
 	Notify         []*rawNotify  `hcl:"notify,block"`
+	Console        *rawConsole   `hcl:"console,block"`
 	Body           hcl.Body      `hcl:",body"`
 }
 

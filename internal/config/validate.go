@@ -104,6 +104,8 @@ func (r *rawConfig) build(ctx *hcl.EvalContext, dir string, decodeDiags hcl.Diag
 
 	cfg.Notify, d = buildNotify(bd, r.Notify, cfg.Carriers)
 	add(d)
+	cfg.Console, d = r.Console.build(bd, cfg)
+	add(d)
 
 	if len(r.Clients) == 0 && !isLoopbackListen(cfg.Listen) {
 		b := bd.block(r.Body, hcl.Range{})
