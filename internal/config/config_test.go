@@ -269,6 +269,13 @@ func TestFunctionsInExpressions(t *testing.T) {
 		{name: "file of a directory is an error", expr: `file("sub")`, errSub: "not a regular file"},
 		{name: "vault yields a reference and does not contact Vault", expr: `vault("/kv/data/ups/main/", "client_secret")`, want: Secret{VaultPath: "kv/data/ups/main", VaultField: "client_secret"}},
 		{name: "vault with an empty path is an error", expr: `vault("", "f")`, errSub: "Vault path is empty"},
+		{name: "vault accepts a mount with slashes", expr: `vault("kv/prod/data/ups/main", "client_secret")`, want: Secret{VaultPath: "kv/prod/data/ups/main", VaultField: "client_secret"}},
+		{name: "vault without data/ names the path to write", expr: `vault("secret/upsproxy/main", "client_secret")`, errSub: `must be a KV version 2 path with data/ after the mount, like "secret/data/upsproxy/main" (what ` + "`vault kv get -mount=secret upsproxy/main`" + ` reads)`},
+		{name: "vault of a bare mount is an error", expr: `vault("secret/data", "client_secret")`, errSub: `names no secret after data/, like "secret/data/upsproxy/main"`},
+		{name: "vault of a metadata path is an error", expr: `vault("secret/metadata/ups/main", "client_secret")`, errSub: `is a metadata path: name the secret itself, with data/ after the mount, like "secret/data/ups/main"`},
+		{name: "vault with an empty segment is an error", expr: `vault("secret/data//main", "client_secret")`, errSub: "empty segment"},
+		{name: "vault with a dot-dot segment is an error", expr: `vault("secret/data/../sys", "client_secret")`, errSub: ". or .. segments"},
+		{name: "vault with a query is an error", expr: `vault("secret/data/main?version=1", "client_secret")`, errSub: "must not contain spaces"},
 		{name: "vault inside a template is not a string", expr: `"x${vault("kv/data/a", "f")}"`, errSub: "vault reference"},
 		{name: "a secret that is a number is converted", expr: `12345`, want: Secret{Value: "12345"}},
 		{name: "a list is not a secret", expr: `["a"]`, errSub: "must be a string"},
@@ -359,8 +366,13 @@ func TestALiteralSecretIsWarnedAboutWithoutShowingIt(t *testing.T) {
 	if err := files.WriteDiagnostics(&out, diags, false); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "c.hcl:5:19: Warning: client_secret is a literal") {
+	// The printed diagnostic shows a source line: the block's header, not
+	// the secret's (serve prints diagnostics to its log at every start).
+	if !strings.Contains(out.String(), "c.hcl:1:1: Warning: client_secret is a literal") || !strings.Contains(out.String(), "client_secret on line 5") {
 		t.Errorf("printed warning lacks position or summary:\n%s", out.String())
+	}
+	if strings.Contains(out.String(), "pasted-secret-value") {
+		t.Errorf("the printed warning shows the secret:\n%s", out.String())
 	}
 }
 
