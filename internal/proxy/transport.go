@@ -22,6 +22,9 @@ type TransportOptions struct {
 	// MaxIdleConnsPerHost is the keep-alive pool size per UPS host;
 	// default 64.
 	MaxIdleConnsPerHost int
+	// Egress, when set, tunnels every connection through this forward
+	// proxy with CONNECT; nil dials UPS directly.
+	Egress *EgressProxy
 }
 
 // DefaultUpstreamTimeout is TransportOptions.ResponseHeaderTimeout's
@@ -38,7 +41,8 @@ const (
 
 // NewTransport builds the upstream transport: TLS always verified (TLS 1.2
 // or later), pooled keep-alive connections, bounded dial and handshake
-// times, and no proxy taken from the environment.
+// times, no proxy taken from the environment, and the egress proxy, if
+// any, tunnelled through at dial time.
 func NewTransport(o TransportOptions) (*http.Transport, error) {
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
 	if o.CAFile != "" {
@@ -65,11 +69,20 @@ func NewTransport(o TransportOptions) (*http.Transport, error) {
 		perHost = defaultMaxIdleConnsPerHost
 	}
 	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
+	dial := dialer.DialContext
+	if o.Egress != nil {
+		ed, err := newEgressDialer(o.Egress, tlsConf, dialer)
+		if err != nil {
+			return nil, err
+		}
+		dial = ed.DialContext
+	}
 	return &http.Transport{
 		// Never $HTTP(S)_PROXY: the proxy itself usually runs with those
-		// set for its clients, and would loop into itself.
+		// set for its clients, and would loop into itself. An egress proxy
+		// is explicit configuration, applied at dial time.
 		Proxy:                 nil,
-		DialContext:           dialer.DialContext,
+		DialContext:           dial,
 		TLSClientConfig:       tlsConf,
 		TLSHandshakeTimeout:   tlsHandshakeTimeout,
 		ResponseHeaderTimeout: rht,
