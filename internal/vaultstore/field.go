@@ -111,3 +111,9 @@ func clip(s string, n int) string {
 	}
 	return strings.ToValidUTF8(s[:n], "") + "..."
 }
+
+// ReadField is the package's ReadField with the store's client, so with the
+// identity (and policy) the store uses.
+func (s *Store) ReadField(ctx context.Context, path, field string) (string, error) {
+	return ReadField(ctx, s.client, path, field)
+}
