@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -129,6 +130,38 @@ func (d *egressDialer) DialContext(ctx context.Context, _, target string) (net.C
 	}
 	_ = conn.SetDeadline(time.Time{})
 	return tunnel, nil
+}
+
+// DialTLSContext is DialContext followed by the TLS handshake with target,
+// verified with upstream: the transport's own handshake, done here so that
+// a failed verification says it happened inside the egress proxy's tunnel
+// (the usual cause: a proxy that inspects TLS).
+func (d *egressDialer) DialTLSContext(ctx context.Context, network, target string, upstream *tls.Config) (net.Conn, error) {
+	conn, err := d.DialContext(ctx, network, target)
+	if err != nil {
+		return nil, err
+	}
+	conf := upstream.Clone()
+	if conf.ServerName == "" {
+		host, _, err := net.SplitHostPort(target)
+		if err != nil {
+			host = target
+		}
+		conf.ServerName = host
+	}
+	hctx, cancel := context.WithTimeout(ctx, tlsHandshakeTimeout)
+	defer cancel()
+	tc := tls.Client(conn, conf)
+	if err := tc.HandshakeContext(hctx); err != nil {
+		conn.Close()
+		e := &EgressError{Proxy: d.addr, Target: target, Err: fmt.Errorf("TLS with %s inside the tunnel: %w", conf.ServerName, err)}
+		var verr *tls.CertificateVerificationError
+		if errors.As(err, &verr) {
+			e.hint = "does the egress proxy inspect TLS? upsproxy verifies UPS's certificate end to end: exempt the UPS hosts from inspection"
+		}
+		return nil, e
+	}
+	return tc, nil
 }
 
 // connect sends the CONNECT request over conn and reads the answer.

@@ -139,6 +139,10 @@ func TestEgress_RefusalsAndFailuresAreEgressErrorsWithoutTheCredentials(t *testi
 		if !errors.As(err, &ue) {
 			t.Fatalf("err = %v, want an unknown-authority certificate error", err)
 		}
+		if !strings.Contains(err.Error(), "egress proxy "+eg.URL.Host+": CONNECT "+target+": TLS with 127.0.0.1 inside the tunnel") ||
+			!strings.Contains(err.Error(), "does the egress proxy inspect TLS?") {
+			t.Errorf("the error does not say the verification failed inside the tunnel: %v", err)
+		}
 		if len(eg.ConnectsTo(target)) != 1 || eg.Intercepted() != 0 || len(seen()) != before {
 			t.Fatalf("connects %+v, intercepted %d, upstream saw %d new: the request must not leave", eg.Connects(), eg.Intercepted(), len(seen())-before)
 		}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -70,12 +71,16 @@ func NewTransport(o TransportOptions) (*http.Transport, error) {
 	}
 	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 	dial := dialer.DialContext
+	var dialTLS func(ctx context.Context, network, addr string) (net.Conn, error)
 	if o.Egress != nil {
 		ed, err := newEgressDialer(o.Egress, tlsConf, dialer)
 		if err != nil {
 			return nil, err
 		}
 		dial = ed.DialContext
+		dialTLS = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return ed.DialTLSContext(ctx, network, addr, tlsConf)
+		}
 	}
 	return &http.Transport{
 		// Never $HTTP(S)_PROXY: the proxy itself usually runs with those
@@ -83,6 +88,7 @@ func NewTransport(o TransportOptions) (*http.Transport, error) {
 		// is explicit configuration, applied at dial time.
 		Proxy:                 nil,
 		DialContext:           dial,
+		DialTLSContext:        dialTLS,
 		TLSClientConfig:       tlsConf,
 		TLSHandshakeTimeout:   tlsHandshakeTimeout,
 		ResponseHeaderTimeout: rht,
