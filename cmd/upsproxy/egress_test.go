@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"io"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,7 +24,7 @@ const (
 // from the file "egress-url" ("" means direct).
 func egressEnv(t *testing.T, eg *egresstest.Proxy) (e *env, setEgress func(url string)) {
 	t.Helper()
-	rememberSecret(egressPass)
+	rememberEgressPassword(egressPass)
 	e = newEnv(t, envOptions{tlsUpstream: true, ups: `egress_proxy = file("egress-url")`})
 	setEgress = func(url string) { writeFile(t, filepath.Join(e.dir, "egress-url"), url) }
 	setEgress(eg.URLWith(egressUser, egressPass))
@@ -100,7 +101,7 @@ func TestEgress_AWrongEgressPasswordIsUpstreamUnavailableOrTokenRefreshFailedAnd
 	e, setEgress := egressEnv(t, eg)
 	e.login("main")
 	const wrong = "wrong-egress-pass-7"
-	rememberSecret(wrong)
+	rememberEgressPassword(wrong)
 	setEgress(eg.URLWith(egressUser, wrong))
 	const why = "answered 407 Proxy Authentication Required (check the user and password of ups.egress_proxy)"
 
@@ -172,4 +173,12 @@ func TestEgress_ATLSInspectingEgressProxyFailsClosed(t *testing.T) {
 func waitLogText(t *testing.T, s *server, text string) {
 	t.Helper()
 	waitFor(t, func() bool { return strings.Contains(s.logs.String(), text) }, "a log line containing "+text)
+}
+
+// rememberEgressPassword adds an egress password, as written in a URL and
+// as sent in Proxy-Authorization, to the secrets of the log scan.
+func rememberEgressPassword(pass string) {
+	rememberSecret(pass)
+	rememberSecret(url.UserPassword(egressUser, pass).String())
+	rememberSecret(base64.StdEncoding.EncodeToString([]byte(egressUser + ":" + pass)))
 }
