@@ -63,6 +63,9 @@ func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 // in clear in the configuration file.
 const literalSecretWarning = "client_secret is a literal in the config file; use env(), file() or vault()"
 
+// literalSecretDetail is that warning's detail, after "NAME on line N: ".
+const literalSecretDetail = "Anyone who can read this file or its backups can use the UPS application. Move the secret to an environment variable, a file readable only by upsproxy, or Vault."
+
 // secret evaluates a secret-valued attribute: a string (from env(), file()
 // or, with a warning, a literal) or a vault() reference.
 func (bd *builder) secret(b block, name string, expr hcl.Expression) (Secret, hcl.Diagnostics) {
@@ -87,8 +90,7 @@ func (bd *builder) secret(b block, name string, expr hcl.Expression) (Secret, hc
 	}
 	s := Secret{Value: sv.AsString()}
 	if s.Value != "" && isLiteral(expr) {
-		diags = append(diags, b.secretWarning(name, literalSecretWarning,
-			"Anyone who can read this file or its backups can use the UPS application. Move the secret to an environment variable, a file readable only by upsproxy, or Vault."))
+		diags = append(diags, b.secretWarning(name, literalSecretWarning, literalSecretDetail))
 	}
 	return s, diags
 }
