@@ -228,12 +228,16 @@ func TestVaultClientSecret_AMissingPathOrFieldFailsStartUpAndCommandsNamingTheCa
 	}
 }
 
-func TestVaultClientSecret_ARotationInVaultIsPickedUpBySIGHUPAndABadReloadKeepsTheOldSecret(t *testing.T) {
-	e := newEnv(t, envOptions{carriers: vaultCarrier("secret/data/ups-secrets/main", "client_secret")})
+// vaultReplica is a real `upsproxy serve` process whose carrier "main" has
+// its client secret at secret/data/ups-secrets/main, logged in; rate sends
+// a Rate call through it and wants 200, hup signals a reload and waits for
+// a new log line containing wantMsg.
+func vaultReplica(t *testing.T) (e *env, rate func(what string), hup func(wantMsg string), r *replica) {
+	e = newEnv(t, envOptions{carriers: vaultCarrier("secret/data/ups-secrets/main", "client_secret")})
 	e.putSecret("ups-secrets/main", map[string]any{"client_secret": e.secret})
 	e.login("main")
-	r := e.startReplica(t, "rotate")
-	rate := func(what string) {
+	r = e.startReplica(t, "vault-secret")
+	rate = func(what string) {
 		t.Helper()
 		req := legacyRequest(t, http.MethodPost, "http://"+r.addr+"/api/rating/v2409/Rate", rateBody(t))
 		resp, err := directClient().Do(req)
@@ -247,8 +251,7 @@ func TestVaultClientSecret_ARotationInVaultIsPickedUpBySIGHUPAndABadReloadKeepsT
 		}
 		e.rememberStoredTokens("main", ups.Test)
 	}
-	rate("before the rotation")
-	hup := func(wantMsg string) {
+	hup = func(wantMsg string) {
 		t.Helper()
 		n := strings.Count(r.logs.String(), wantMsg)
 		if err := r.cmd.Process.Signal(syscall.SIGHUP); err != nil {
@@ -256,7 +259,15 @@ func TestVaultClientSecret_ARotationInVaultIsPickedUpBySIGHUPAndABadReloadKeepsT
 		}
 		waitFor(t, func() bool { return strings.Count(r.logs.String(), wantMsg) > n }, wantMsg)
 	}
+	rate("before any change")
+	return e, rate, hup, r
+}
 
+// Each test below makes one renewal forced by UPS's 401: the broker never
+// forces a second one on a pair a forced renewal minted.
+
+func TestVaultClientSecret_ARotationInVaultIsPickedUpBySIGHUP(t *testing.T) {
+	e, rate, hup, _ := vaultReplica(t)
 	// The secret is rotated at UPS and in Vault; SIGHUP picks it up, and
 	// the next refresh (UPS refuses the access token: refresh, replay)
 	// authenticates with it.
@@ -269,18 +280,19 @@ func TestVaultClientSecret_ARotationInVaultIsPickedUpBySIGHUPAndABadReloadKeepsT
 	if got := basicSecrets(e.sim, ups.RefreshPath); len(got) != 1 || got[0] != rotated {
 		t.Fatalf("%d refreshes after the rotation, the last with the old or no secret", len(got))
 	}
+}
 
-	// A reload whose secret has lost its field fails, naming the carrier,
-	// and the running secret stays.
+func TestVaultClientSecret_AReloadWhoseSecretLostItsFieldFailsNamingTheCarrierAndKeepsTheRunningSecret(t *testing.T) {
+	e, rate, hup, r := vaultReplica(t)
 	e.putSecret("ups-secrets/main", map[string]any{"client_secret_v3": "third-client-secret-3"})
 	hup("reload failed")
 	if !strings.Contains(r.logs.String(), `carrier \"main\": client_secret = vault(\"secret/data/ups-secrets/main\", \"client_secret\")`) ||
-		!strings.Contains(r.logs.String(), "no such field in the vault secret") {
+		!strings.Contains(r.logs.String(), `no such field in the vault secret (its fields: \"client_secret_v3\")`) {
 		t.Fatalf("the failed reload does not name the carrier and the field:\n%s", r.logs)
 	}
 	e.sim.RevokeAccessTokens()
 	rate("after the failed reload")
-	if got := basicSecrets(e.sim, ups.RefreshPath); len(got) != 2 || got[1] != rotated {
+	if got := basicSecrets(e.sim, ups.RefreshPath); len(got) != 1 || got[0] != e.secret {
 		t.Fatal("after the failed reload the refresh did not use the running secret")
 	}
 }
