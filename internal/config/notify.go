@@ -189,8 +189,7 @@ func (r *rawNotifyEmail) build(bd *builder) (*NotifyEmail, hcl.Diagnostics) {
 	for _, d := range pdiags {
 		if d.Summary == literalSecretWarning {
 			d.Summary = "password is a literal in the config file; use env(), file() or vault()"
-			d.Detail = strings.Replace(d.Detail, literalSecretDetail,
-				"Anyone who can read this file or its backups can send mail as upsproxy. Move the password to an environment variable, a file readable only by upsproxy, or Vault.", 1)
+			d.Detail = "Anyone who can read this file or its backups can send mail as upsproxy. Move the password to an environment variable, a file readable only by upsproxy, or Vault."
 		}
 	}
 	diags = append(diags, pdiags...)

@@ -63,9 +63,6 @@ func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 // in clear in the configuration file.
 const literalSecretWarning = "client_secret is a literal in the config file; use env(), file() or vault()"
 
-// literalSecretDetail is that warning's detail, after "NAME on line N: ".
-const literalSecretDetail = "Anyone who can read this file or its backups can use the UPS application. Move the secret to an environment variable, a file readable only by upsproxy, or Vault."
-
 // secret evaluates a secret-valued attribute: a string (from env(), file()
 // or, with a warning, a literal) or a vault() reference.
 func (bd *builder) secret(b block, name string, expr hcl.Expression) (Secret, hcl.Diagnostics) {
@@ -90,27 +87,15 @@ func (bd *builder) secret(b block, name string, expr hcl.Expression) (Secret, hc
 	}
 	s := Secret{Value: sv.AsString()}
 	if s.Value != "" && isLiteral(expr) {
-		diags = append(diags, b.secretWarning(name, literalSecretWarning, literalSecretDetail))
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagWarning,
+			Summary:  literalSecretWarning,
+			Detail:   "Anyone who can read this file or its backups can use the UPS application. Move the secret to an environment variable, a file readable only by upsproxy, or Vault.",
+			Subject:  b.valueRange(name),
+			Context:  b.attrRange(name),
+		})
 	}
 	return s, diags
-}
-
-// secretWarning is a warning about a secret written in the file itself. It
-// points at the block's header, naming the attribute's line in the detail:
-// diagnostics are printed with the source line of their subject, and
-// `serve` prints them to its log at every start, so pointing at the value
-// would copy the secret into the log.
-func (b block) secretWarning(name, summary, detail string) *hcl.Diagnostic {
-	where := name
-	if a := b.attr(name); a != nil {
-		where = fmt.Sprintf("%s on line %d", name, a.SrcRange.Start.Line)
-	}
-	return &hcl.Diagnostic{
-		Severity: hcl.DiagWarning,
-		Summary:  summary,
-		Detail:   fmt.Sprintf("%s: %s", where, detail),
-		Subject:  b.def.Ptr(),
-	}
 }
 
 // isLiteral reports whether expr computes its value without any function

@@ -4,7 +4,6 @@ import (
 	"net"
 	"net/url"
 	"strconv"
-	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/upsproxy/upsproxy/internal/ups"
@@ -104,8 +103,8 @@ func (r *rawUPS) build(bd *builder) (UPS, hcl.Diagnostics) {
 }
 
 // egressProxy checks the egress_proxy URL. Its diagnostics never repeat the
-// value, and point at the block header when the value carries a password
-// written in the file (the printed source line would show it).
+// value (it may hold a password); the printed snippet masks it
+// (secretAttributes).
 func egressProxy(b block, s string) (*Egress, *hcl.Diagnostic) {
 	const name = "egress_proxy"
 	u, err := url.Parse(s)
@@ -113,8 +112,7 @@ func egressProxy(b block, s string) (*Egress, *hcl.Diagnostic) {
 	if err == nil && u.User != nil {
 		_, hasPassword = u.User.Password()
 	}
-	// An unparsable URL with an @ may still hold a password.
-	literalPassword := (hasPassword || err != nil && strings.Contains(s, "@")) && b.attr(name) != nil && isLiteral(b.attr(name).Expr)
+	literalPassword := hasPassword && b.attr(name) != nil && isLiteral(b.attr(name).Expr)
 	why := ""
 	switch {
 	case err != nil:
@@ -136,12 +134,8 @@ func egressProxy(b block, s string) (*Egress, *hcl.Diagnostic) {
 		}
 	}
 	if why != "" {
-		d := b.errorf(name, "Invalid egress_proxy",
+		return nil, b.errorf(name, "Invalid egress_proxy",
 			"egress_proxy must be the URL of an HTTP proxy, like \"http://user:password@proxy.example:3128\": %s.", why)
-		if literalPassword {
-			d.Subject, d.Context = b.def.Ptr(), nil
-		}
-		return nil, d
 	}
 	out := &Egress{URL: &url.URL{Scheme: u.Scheme, Host: net.JoinHostPort(u.Hostname(), u.Port())}}
 	if u.User != nil {
@@ -149,8 +143,13 @@ func egressProxy(b block, s string) (*Egress, *hcl.Diagnostic) {
 		out.Password.Value, _ = u.User.Password()
 	}
 	if literalPassword {
-		return out, b.secretWarning(name, "egress_proxy has a password written in the config file; use env() or file()",
-			"Anyone who can read this file or its backups can use the proxy account. Write egress_proxy = env(\"UPSPROXY_EGRESS_PROXY\") or file(...) instead.")
+		return out, &hcl.Diagnostic{
+			Severity: hcl.DiagWarning,
+			Summary:  "egress_proxy has a password written in the config file; use env() or file()",
+			Detail:   "Anyone who can read this file or its backups can use the proxy account. Write egress_proxy = env(\"UPSPROXY_EGRESS_PROXY\") or file(...) instead.",
+			Subject:  b.valueRange(name),
+			Context:  b.attrRange(name),
+		}
 	}
 	return out, nil
 }

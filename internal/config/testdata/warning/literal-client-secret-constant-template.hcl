@@ -1,4 +1,4 @@
-# want: 2:1 client_secret is a literal in the config file
+# want: 6:19 client_secret is a literal in the config file
 carrier "main" {
   environment   = "test"
   client_id     = "id"

@@ -1,4 +1,4 @@
-# want: 2:1 client_secret is a literal in the config file; use env(), file() or vault()
+# want: 6:19 client_secret is a literal in the config file; use env(), file() or vault()
 carrier "main" {
   environment   = "test"
   client_id     = "id"

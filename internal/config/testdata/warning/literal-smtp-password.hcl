@@ -1,4 +1,4 @@
-# want: 3:3 password is a literal in the config file
+# want: 7:16 password is a literal in the config file
 notify "x" {
   email {
     host     = "smtp.example.com"
