@@ -7,7 +7,11 @@
 # Functions available in any value:
 #   env("NAME")                 the environment variable NAME (an error if unset)
 #   file("path")                a file's contents, trailing newlines removed
-#   vault("kv/data/path", "f")  field f of a Vault KV secret, read at start-up
+#   vault("kv/data/path", "f")  field f of a Vault KV version 2 secret: the
+#                               API path, <mount>/data/<name> (what
+#                               `vault kv get -mount=kv path` reads), read
+#                               with upsproxy's own Vault login at start-up
+#                               and on SIGHUP (config/vault-policy.hcl)
 # Relative paths (in file() and in the *_file / ca_* keys) are relative to
 # this file's directory. Never write a client secret as a literal: upsproxy
 # warns when you do (at start-up and on SIGHUP; the warning's snippet shows
@@ -84,6 +88,14 @@ ups {
   production_url = "https://onlinetools.ups.com"
   # Extra PEM bundle trusted for upstream TLS (the simulator in tests).
   # ca_file = "/etc/upsproxy/upssim-ca.pem"
+
+  # A corporate HTTP proxy every connection to UPS goes through (API requests
+  # and every OAuth call; Vault is reached directly). upsproxy opens a
+  # CONNECT tunnel and verifies UPS's certificate inside it, end to end.
+  # http:// or https://, with the port; user:password@ is sent as
+  # Proxy-Authorization Basic (percent-encode @ and : in it). The process's
+  # own HTTPS_PROXY / HTTP_PROXY are never used. Restart to change it.
+  # egress_proxy = env("UPSPROXY_EGRESS_PROXY") # "http://user:password@squid.corp:3128"
 }
 
 # Log reminders to run `upsproxy login` before an active carrier's refresh

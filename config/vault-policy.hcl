@@ -67,9 +67,12 @@ path "auth/token/renew-self" {
   capabilities = ["update"]
 }
 
-# Only if a carrier's client_secret is a Vault reference,
-# client_secret = vault("secret/data/upsproxy/carriers/main", "client_secret"),
-# grant read on exactly that secret:
+# Only if a carrier's client secret is in Vault: read on exactly that
+# secret, nothing else (no list, no metadata). The path is the one in the
+# config, the KV version 2 API path <mount>/data/<name>: for
+#   client_secret = vault("secret/data/upsproxy/carriers/main", "client_secret")
+# uncomment this block (one per secret). upsproxy reads it at start-up, on
+# SIGHUP, and in `login` / `token refresh`, with its own Vault login.
 #
 # path "secret/data/upsproxy/carriers/main" {
 #   capabilities = ["read"]

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -111,6 +112,8 @@ type envOptions struct {
 	extra                 string // more top-level HCL
 	prefix                string // Vault prefix; default "upsproxy-test"
 	vaultAuth             string // HCL auth block; default token auth from the root token's file
+	tlsUpstream           bool   // the simulator speaks TLS (trusted through ups.ca_file "sim-ca.pem")
+	ups                   string // more lines in the ups block
 }
 
 const testSecret = "s3cr+t %25 with space"
@@ -126,7 +129,14 @@ func newEnv(t *testing.T, o envOptions) *env {
 		AccessTTL:  o.accessTTL,
 		RefreshTTL: o.refreshTTL,
 	})
-	srv := httptest.NewServer(e.sim)
+	srv := httptest.NewUnstartedServer(e.sim)
+	if o.tlsUpstream {
+		srv.StartTLS()
+		writeFile(t, filepath.Join(e.dir, "sim-ca.pem"), string(pemCert(srv.Certificate().Raw)))
+		o.ups += "\n  ca_file = \"sim-ca.pem\""
+	} else {
+		srv.Start()
+	}
 	t.Cleanup(srv.Close)
 	e.simURL = srv.URL
 
@@ -182,10 +192,11 @@ mitm {
 ups {
   test_url       = %q
   production_url = %q
+  %s
 }
 %s
 %s
-`, e.vault.Addr, o.prefix, o.vaultAuth, e.simURL, e.simURL, o.extra, carriers)
+`, e.vault.Addr, o.prefix, o.vaultAuth, e.simURL, e.simURL, o.ups, o.extra, carriers)
 	e.cfgPath = filepath.Join(e.dir, "upsproxy.hcl")
 	writeFile(t, e.cfgPath, cfg)
 
@@ -195,6 +206,10 @@ ups {
 	}
 	e.store = st
 	return e
+}
+
+func pemCert(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
 func writeFile(t *testing.T, path, content string) {

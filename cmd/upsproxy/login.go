@@ -91,7 +91,7 @@ func (c *cli) login(ctx context.Context, f loginFlags) error {
 	if err != nil {
 		return err
 	}
-	oc, err := standaloneOAuth(cfg, car, env)
+	oc, err := standaloneOAuth(ctx, cfg, car, env, store)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/upsproxy/upsproxy/internal/config"
 	"github.com/upsproxy/upsproxy/internal/notify"
 	"github.com/upsproxy/upsproxy/internal/ups"
+	"github.com/upsproxy/upsproxy/internal/vaultstore"
 )
 
 func (c *cli) notifyCmd() *cobra.Command {
@@ -144,7 +145,7 @@ func buildChannel(ctx context.Context, nb config.Notify, vc *vaultapi.Client) (n
 		if !s.IsVaultRef() {
 			return s.Value, nil
 		}
-		v, err := readVaultField(ctx, vc, s.VaultPath, s.VaultField)
+		v, err := vaultstore.ReadField(ctx, vc, s.VaultPath, s.VaultField)
 		if err != nil {
 			return "", fmt.Errorf("notify %q: %s: %w", nb.Name, what, err)
 		}
@@ -188,33 +189,6 @@ func buildChannel(ctx context.Context, nb config.Notify, vc *vaultapi.Client) (n
 		return notify.NewWebhook(nb.Name, notify.WebhookOptions{URL: u, Headers: headers})
 	}
 	return nil, fmt.Errorf("notify %q: neither email nor webhook", nb.Name)
-}
-
-// readVaultField reads one field of a Vault secret: path as written in
-// vault("path", "field"), e.g. "secret/data/upsproxy/smtp" for KV v2.
-//
-// The vault() client secrets of the carriers get their own resolver
-// (issue 9); this one can become a call to it when that lands.
-func readVaultField(ctx context.Context, vc *vaultapi.Client, path, field string) (string, error) {
-	if vc == nil {
-		return "", errors.New("vault() needs a Vault connection")
-	}
-	s, err := vc.Logical().ReadWithContext(ctx, path)
-	if err != nil {
-		return "", fmt.Errorf("reading vault path %s: %w", path, err)
-	}
-	if s == nil || s.Data == nil {
-		return "", fmt.Errorf("vault path %s does not exist", path)
-	}
-	data := s.Data
-	if inner, ok := data["data"].(map[string]any); ok {
-		data = inner // KV version 2
-	}
-	v, ok := data[field].(string)
-	if !ok || v == "" {
-		return "", fmt.Errorf("vault path %s has no string field %q", path, field)
-	}
-	return v, nil
 }
 
 // startNotifier (re)starts the notification loop for the current config.

@@ -95,7 +95,7 @@ func (c *cli) serve(ctx context.Context) error {
 	d := &daemon{c: c, cfg: cfg, log: log, level: level, oauthHTTP: &http.Client{Transport: tr, Timeout: 30 * time.Second},
 		store: store, vault: sess.Client(), metrics: metrics}
 
-	carriers, err := d.brokerCarriers(cfg)
+	carriers, err := d.brokerCarriers(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -249,11 +249,15 @@ func signalControl(sig os.Signal) control {
 	return controlStop
 }
 
-// brokerCarriers builds the broker's carriers, one UPS OAuth client each.
-func (d *daemon) brokerCarriers(cfg *config.Config) ([]tokens.Carrier, error) {
+// brokerCarriers builds the broker's carriers, one UPS OAuth client each,
+// with the client secrets as Vault holds them now.
+func (d *daemon) brokerCarriers(ctx context.Context, cfg *config.Config) ([]tokens.Carrier, error) {
 	out := make([]tokens.Carrier, 0, len(cfg.Carriers))
 	for i := range cfg.Carriers {
 		car := &cfg.Carriers[i]
+		if err := resolveClientSecret(ctx, d.store, car); err != nil {
+			return nil, err
+		}
 		oc, err := oauthClient(cfg, car, car.Environment, d.oauthHTTP)
 		if err != nil {
 			return nil, err
@@ -305,7 +309,7 @@ func (d *daemon) reload(ctx context.Context) {
 		_ = files.WriteDiagnostics(&b, diags, false)
 		d.log.Warn("the reloaded configuration file has warnings", zap.String("path", path), zap.String("diagnostics", b.String()))
 	}
-	carriers, err := d.brokerCarriers(cfg)
+	carriers, err := d.brokerCarriers(ctx, cfg)
 	if err == nil {
 		err = d.px.Update(proxyConfig(cfg))
 	}
@@ -366,6 +370,9 @@ func restartNeeded(old, cfg *config.Config) []string {
 	}
 	if old.UPS.CAFile != cfg.UPS.CAFile {
 		out = append(out, "ups.ca_file")
+	}
+	if !reflect.DeepEqual(old.UPS.Egress, cfg.UPS.Egress) {
+		out = append(out, "ups.egress_proxy")
 	}
 	o, n := old.Limits, cfg.Limits
 	if o.MaxConnections != n.MaxConnections || connLimits(old) != connLimits(cfg) || o.UpstreamTimeout != n.UpstreamTimeout {

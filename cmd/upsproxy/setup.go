@@ -67,18 +67,46 @@ func (c *cli) tokenStore(cfg *config.Config, log *zap.Logger) (*vaultstore.Store
 	return vaultstore.New(vaultstore.Options{Client: sess.Client(), Mount: cfg.Vault.Mount, Prefix: cfg.Vault.Prefix, Logger: log})
 }
 
-// upstreamTransport is the one verified, pooled transport to UPS.
+// upstreamTransport is the one verified, pooled transport to UPS, for API
+// requests and OAuth calls alike, through the egress proxy if configured.
 func upstreamTransport(cfg *config.Config) (*http.Transport, error) {
-	return proxy.NewTransport(proxy.TransportOptions{
+	opts := proxy.TransportOptions{
 		CAFile:                cfg.UPS.CAFile,
 		ResponseHeaderTimeout: cfg.Limits.UpstreamTimeout,
-	})
+	}
+	if e := cfg.UPS.Egress; e != nil {
+		opts.Egress = &proxy.EgressProxy{URL: e.URL, Username: e.Username, Password: e.Password.Value}
+	}
+	return proxy.NewTransport(opts)
+}
+
+// secretReader reads one field of a KV version 2 secret with the proxy's
+// own Vault session (*vaultstore.Store).
+type secretReader interface {
+	ReadField(ctx context.Context, path, field string) (string, error)
+}
+
+// resolveClientSecret reads a carrier's client_secret = vault(...) from
+// Vault into car.ClientSecret.Value; other secrets are left as they are.
+// The error names the carrier and the reference, never a value.
+func resolveClientSecret(ctx context.Context, vr secretReader, car *config.Carrier) error {
+	s := &car.ClientSecret
+	if !s.IsVaultRef() {
+		return nil
+	}
+	v, err := vr.ReadField(ctx, s.VaultPath, s.VaultField)
+	if err != nil {
+		return fmt.Errorf("carrier %q: client_secret = vault(%q, %q): %w", car.Name, s.VaultPath, s.VaultField, err)
+	}
+	s.Value = v
+	return nil
 }
 
 // oauthClient builds the UPS OAuth client for a carrier in an environment.
+// A vault() client secret must have been resolved (resolveClientSecret).
 func oauthClient(cfg *config.Config, car *config.Carrier, env ups.Environment, hc *http.Client) (*ups.Client, error) {
-	if car.ClientSecret.IsVaultRef() {
-		return nil, fmt.Errorf("carrier %q: client_secret from vault() is not supported yet", car.Name)
+	if car.ClientSecret.IsVaultRef() && car.ClientSecret.Value == "" {
+		return nil, fmt.Errorf("carrier %q: client_secret = vault(%q, %q) was not read from Vault", car.Name, car.ClientSecret.VaultPath, car.ClientSecret.VaultField)
 	}
 	return ups.NewClient(ups.Config{
 		BaseURL:      upstreams(cfg)[env],
@@ -91,8 +119,12 @@ func oauthClient(cfg *config.Config, car *config.Carrier, env ups.Environment, h
 	})
 }
 
-// standaloneOAuth builds the UPS OAuth client of a one-shot command.
-func standaloneOAuth(cfg *config.Config, car *config.Carrier, env ups.Environment) (*ups.Client, error) {
+// standaloneOAuth builds the UPS OAuth client of a one-shot command,
+// reading a vault() client secret with the command's Vault session.
+func standaloneOAuth(ctx context.Context, cfg *config.Config, car *config.Carrier, env ups.Environment, vr secretReader) (*ups.Client, error) {
+	if err := resolveClientSecret(ctx, vr, car); err != nil {
+		return nil, err
+	}
 	tr, err := upstreamTransport(cfg)
 	if err != nil {
 		return nil, err

@@ -481,7 +481,7 @@ func (c *cli) tokenRefresh(ctx context.Context, carrierName, envName string) err
 			return fmt.Errorf("no tokens stored for carrier %q (%s): run %s", car.Name, env, h.LoginCommand)
 		}
 	}
-	oc, err := standaloneOAuth(cfg, car, env)
+	oc, err := standaloneOAuth(ctx, cfg, car, env, store)
 	if err != nil {
 		return err
 	}

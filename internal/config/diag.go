@@ -179,6 +179,7 @@ var secretAttributes = map[string]bool{
 	"password":      true, // notify email
 	"url":           true, // notify webhook
 	"headers":       true, // notify webhook
+	"egress_proxy":  true, // ups: user:password@ in the URL
 }
 
 // safeFunctions take arguments that name where a secret is (a variable, a

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -147,12 +148,48 @@ func vaultFunc() function.Function {
 			if path == "" {
 				return cty.NilVal, function.NewArgErrorf(0, "the Vault path is empty")
 			}
+			if why := checkVaultPath(path); why != "" {
+				return cty.NilVal, function.NewArgErrorf(0, "the Vault path %q %s", path, why)
+			}
 			if field == "" {
 				return cty.NilVal, function.NewArgErrorf(1, "the Vault field name is empty")
 			}
 			return cty.CapsuleVal(vaultRefType, &vaultRef{Path: path, Field: field}), nil
 		},
 	})
+}
+
+// checkVaultPath says what is wrong with a vault() path (slashes around
+// it already trimmed), or "". The path is the KV version 2 API path,
+// <mount>/data/<name>: the path a policy grants, and one that is never
+// ambiguous, since a mount may itself contain slashes ("kv/prod").
+func checkVaultPath(path string) string {
+	segs := strings.Split(path, "/")
+	for _, seg := range segs {
+		switch {
+		case seg == "":
+			return "has an empty segment (//)"
+		case seg == "." || seg == "..":
+			return "must not contain . or .. segments"
+		case strings.ContainsFunc(seg, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '?' || r == '#' || r == '%' }):
+			return "must not contain spaces, control characters, ?, # or %"
+		}
+	}
+	if i := slices.Index(segs, "data"); i >= 1 && i < len(segs)-1 {
+		return ""
+	}
+	if segs[len(segs)-1] == "data" {
+		return "names no secret after data/, like \"" + strings.Join(segs, "/") + "/upsproxy/main\""
+	}
+	if len(segs) > 2 && segs[1] == "metadata" {
+		return "is a metadata path: name the secret itself, with data/ after the mount, like \"" + segs[0] + "/data/" + strings.Join(segs[2:], "/") + "\""
+	}
+	example := "secret/data/upsproxy/main"
+	if len(segs) > 1 {
+		example = segs[0] + "/data/" + strings.Join(segs[1:], "/")
+	}
+	return "must be a KV version 2 path with data/ after the mount, like \"" + example + "\" (what `vault kv get -mount=" +
+		strings.SplitN(example, "/", 2)[0] + " " + strings.SplitN(example, "/data/", 2)[1] + "` reads)"
 }
 
 // resolvePath makes a relative path relative to the configuration file's

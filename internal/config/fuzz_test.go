@@ -55,6 +55,7 @@ func FuzzLoadBytes(f *testing.F) {
 	f.Add([]byte(`carrier "x" { environment = "test" }`))
 	f.Add([]byte("limits {\n max_request_body = \"9223372036854775807GiB\"\n}\n"))
 	f.Add([]byte("client_secret = vault(\"a\", \"b\")\n"))
+	f.Add([]byte("ups {\n egress_proxy = \"http://u:p%40w@[::1]:3128\"\n}\ncarrier \"m\" {\n client_secret = vault(\"kv/data/x/../y\", \"f\")\n}\n"))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		if src == nil {
 			src = []byte{}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -22,6 +23,9 @@ type TransportOptions struct {
 	// MaxIdleConnsPerHost is the keep-alive pool size per UPS host;
 	// default 64.
 	MaxIdleConnsPerHost int
+	// Egress, when set, tunnels every connection through this forward
+	// proxy with CONNECT; nil dials UPS directly.
+	Egress *EgressProxy
 }
 
 // DefaultUpstreamTimeout is TransportOptions.ResponseHeaderTimeout's
@@ -38,7 +42,8 @@ const (
 
 // NewTransport builds the upstream transport: TLS always verified (TLS 1.2
 // or later), pooled keep-alive connections, bounded dial and handshake
-// times, and no proxy taken from the environment.
+// times, no proxy taken from the environment, and the egress proxy, if
+// any, tunnelled through at dial time.
 func NewTransport(o TransportOptions) (*http.Transport, error) {
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
 	if o.CAFile != "" {
@@ -65,11 +70,25 @@ func NewTransport(o TransportOptions) (*http.Transport, error) {
 		perHost = defaultMaxIdleConnsPerHost
 	}
 	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
+	dial := dialer.DialContext
+	var dialTLS func(ctx context.Context, network, addr string) (net.Conn, error)
+	if o.Egress != nil {
+		ed, err := newEgressDialer(o.Egress, tlsConf, dialer)
+		if err != nil {
+			return nil, err
+		}
+		dial = ed.DialContext
+		dialTLS = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return ed.DialTLSContext(ctx, network, addr, tlsConf)
+		}
+	}
 	return &http.Transport{
 		// Never $HTTP(S)_PROXY: the proxy itself usually runs with those
-		// set for its clients, and would loop into itself.
+		// set for its clients, and would loop into itself. An egress proxy
+		// is explicit configuration, applied at dial time.
 		Proxy:                 nil,
-		DialContext:           dialer.DialContext,
+		DialContext:           dial,
+		DialTLSContext:        dialTLS,
 		TLSClientConfig:       tlsConf,
 		TLSHandshakeTimeout:   tlsHandshakeTimeout,
 		ResponseHeaderTimeout: rht,

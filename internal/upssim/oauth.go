@@ -112,7 +112,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	clientID := q.Get("client_id")
-	if _, ok := s.clients[clientID]; !ok || clientID == "" {
+	if _, ok := s.client(clientID); !ok || clientID == "" {
 		errInvalidClient.write(w)
 		return
 	}
@@ -252,7 +252,7 @@ func (s *Server) authenticateBasic(r *http.Request) (clientID string, present bo
 	if !ok {
 		return "", true, errMissingAuth
 	}
-	want, known := s.clients[id]
+	want, known := s.client(id)
 	if !known || subtle.ConstantTimeCompare([]byte(secret), []byte(want)) != 1 {
 		return "", true, errInvalidClient
 	}
@@ -277,7 +277,7 @@ func (s *Server) exchangeCode(w http.ResponseWriter, r *http.Request, form url.V
 		errMissingAuth.write(w)
 		return
 	case !viaBasic:
-		if _, known := s.clients[bodyID]; !known {
+		if _, known := s.client(bodyID); !known {
 			errInvalidClient.write(w)
 			return
 		}
@@ -348,7 +348,7 @@ func (s *Server) clientCredentials(w http.ResponseWriter, r *http.Request) {
 	case !present:
 		errMissingAuth.write(w)
 		return
-	case s.clients[clientID] == "":
+	case s.clientSecret(clientID) == "":
 		// A public client has no secret to prove who it is.
 		errInvalidClient.write(w)
 		return
@@ -401,7 +401,7 @@ func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) {
 		// Public PKCE clients have no secret to send; they name
 		// themselves in the body. Confidential clients must use Basic.
 		bodyID := form.Get("client_id")
-		secret, known := s.clients[bodyID]
+		secret, known := s.client(bodyID)
 		switch {
 		case bodyID == "":
 			errMissingAuth.write(w)
@@ -507,6 +507,28 @@ func (s *Server) sweepLocked(now time.Time) {
 			delete(s.refresh, k)
 		}
 	}
+}
+
+// SetClientSecret changes the secret of a client, or adds the client, as
+// rotating the secret in UPS's developer portal does: from now on only the
+// new secret authenticates it.
+func (s *Server) SetClientSecret(clientID, secret string) {
+	s.clientsMu.Lock()
+	defer s.clientsMu.Unlock()
+	s.clients[clientID] = secret
+}
+
+// client returns a client's secret and whether the client exists.
+func (s *Server) client(id string) (secret string, known bool) {
+	s.clientsMu.RLock()
+	defer s.clientsMu.RUnlock()
+	secret, known = s.clients[id]
+	return secret, known
+}
+
+func (s *Server) clientSecret(id string) string {
+	secret, _ := s.client(id)
+	return secret
 }
 
 // RevokeAccessTokens invalidates every access token issued so far: the

@@ -126,6 +126,8 @@ type Recorded struct {
 // Server is the simulator. It implements http.Handler and is safe for
 // concurrent use.
 type Server struct {
+	// clients maps client id to secret; SetClientSecret changes it.
+	clientsMu  sync.RWMutex
 	clients    map[string]string
 	accessTTL  time.Duration
 	refreshTTL time.Duration

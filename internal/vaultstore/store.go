@@ -152,8 +152,13 @@ func (s *Store) read(ctx context.Context, carrier string, env ups.Environment) (
 // path no engine is mounted at; telling them apart matters, or a mistyped
 // mount would look like "not logged in" everywhere, readiness included.
 func (s *Store) get(ctx context.Context, op, path string, list bool) (*vaultapi.Secret, error) {
+	return get(ctx, s.client, op, path, list)
+}
+
+// get is Store.get for any client (ReadField uses it too).
+func get(ctx context.Context, client *vaultapi.Client, op, path string, list bool) (*vaultapi.Secret, error) {
 	// The raw read does not apply the client's timeout by itself.
-	if d := s.client.ClientTimeout(); d > 0 {
+	if d := client.ClientTimeout(); d > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
@@ -163,7 +168,7 @@ func (s *Store) get(ctx context.Context, op, path string, list bool) (*vaultapi.
 		// A GET with list=true is Vault's LIST, as Logical().List sends it.
 		params = map[string][]string{"list": {"true"}}
 	}
-	resp, err := s.client.Logical().ReadRawWithDataWithContext(ctx, path, params)
+	resp, err := client.Logical().ReadRawWithDataWithContext(ctx, path, params)
 	if resp != nil {
 		defer resp.Body.Close()
 	}
