@@ -49,6 +49,12 @@ path "secret/data/upsproxy/notify/*" {
   capabilities = ["create", "read", "update"]
 }
 
+# The key that signs the OAuth tokens upsproxy issues its own clients
+# (created once with check-and-set by the first replica, read by all).
+path "secret/data/upsproxy/oauth/*" {
+  capabilities = ["create", "read"]
+}
+
 # The proxy's own token: look it up (token auth checks it at start) and
 # renew it before it expires. Vault's "default" policy grants both already;
 # they are repeated so that roles created with token_no_default_policy=true
