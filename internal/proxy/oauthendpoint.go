@@ -257,6 +257,15 @@ func (rt *routing) oauthClient(ctx context.Context, h http.Header, form url.Valu
 		header = "Basic " + base64.StdEncoding.EncodeToString([]byte(id+":"+secret))
 	}
 	cl, err := rt.authenticate(ctx, header)
+	if err != nil && basic {
+		// RFC 6749 (2.3.1) form-encodes id and secret before Basic, as
+		// x/oauth2 does; UPS's own SDK sends them raw. Accept both.
+		uid, e1 := url.QueryUnescape(id)
+		usecret, e2 := url.QueryUnescape(secret)
+		if e1 == nil && e2 == nil && (uid != id || usecret != secret) {
+			cl, err = rt.authenticate(ctx, "Basic "+base64.StdEncoding.EncodeToString([]byte(uid+":"+usecret)))
+		}
+	}
 	if err != nil {
 		return oauthIdentity{}, errOAuthInvalidClient
 	}
