@@ -186,6 +186,12 @@ carrier "main" {
   # Fill a missing Shipper.ShipperNumber with the default shipper account's.
   fill_shipper_number = false
 
+  # OAuth-aware clients (see README, "Clients that fetch their own OAuth
+  # token"): a token upsproxy issues to one of these client ids uses this
+  # carrier. An id may be listed by one carrier only. With client blocks,
+  # pin the client block to a carrier instead.
+  client_ids = ["warehouse-app"]
+
   # Shipper numbers billed through this carrier; a number belongs to one
   # carrier only.
   shipper_account "SalesPad" {

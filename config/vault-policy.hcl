@@ -49,9 +49,11 @@ path "secret/data/upsproxy/notify/*" {
   capabilities = ["create", "read", "update"]
 }
 
-# The console's shared key (only with a console block): every replica reads
-# it; the first to start creates it (check-and-set, so never twice).
-path "secret/data/upsproxy/keys/console" {
+# Keys every replica shares (created once with check-and-set by the first
+# replica to need one, read by all): keys/console seals the console's
+# sessions and login state, keys/oauth signs the OAuth tokens upsproxy
+# issues its own clients.
+path "secret/data/upsproxy/keys/*" {
   capabilities = ["create", "read"]
 }
 

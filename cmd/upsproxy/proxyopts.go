@@ -24,6 +24,7 @@ func proxyConfig(cfg *config.Config) proxy.Config {
 			Inactive:          car.Inactive,
 			Default:           car.Default,
 			FillShipperNumber: car.FillShipperNumber,
+			ClientIDs:         car.ClientIDs,
 		}
 		for _, a := range car.ShipperAccounts {
 			pc.ShipperNumbers = append(pc.ShipperNumbers, a.Number)

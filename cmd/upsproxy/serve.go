@@ -130,6 +130,8 @@ func (c *cli) serve(ctx context.Context) error {
 		return err
 	}
 
+	d.loadClientTokenKey(ctx)
+
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("proxy listener: %w", err)

@@ -16,9 +16,13 @@
 #   UPS_URL            the UPS host addressed in forward mode
 #                      (default https://wwwcie.ups.com, UPS's Test host)
 #   BODY               the request (default: ../rate-request.json)
+#   UPS_CLIENT_ID      when set, curl first fetches an OAuth token from UPS's
+#   UPS_CLIENT_SECRET  token URL with these, as software written for UPS's
+#                      OAuth does (upsproxy answers that itself)
 #
-# The proxy password never appears on curl's command line (where `ps` would
-# show it): it goes to curl through a config read from stdin.
+# The proxy password, client secret and token never appear on curl's command
+# line (where `ps` would show them): they go to curl through a config read
+# from stdin.
 set -euo pipefail
 
 mode=${1:-}
@@ -42,8 +46,9 @@ if [ -n "${UPSPROXY_USER:-}" ]; then
   fi
   case $mode in
   forward)
-    # Sent as Proxy-Authorization, on the CONNECT too.
-    config="proxy-user = $(quote "$UPSPROXY_USER:$UPSPROXY_PASSWORD")" ;;
+    # Sent as Proxy-Authorization, on the CONNECT too. curl percent-decodes
+    # proxy credentials, so a literal % is written %25.
+    config="proxy-user = $(quote "${UPSPROXY_USER//%/%25}:${UPSPROXY_PASSWORD//%/%25}")" ;;
   base)
     # curl sends --proxy-user only to a proxy; here upsproxy is the server,
     # so the header is set by hand.
@@ -52,24 +57,43 @@ if [ -n "${UPSPROXY_USER:-}" ]; then
   esac
 fi
 
-args=(-sS --fail-with-body --max-time 60 -K - -H 'Content-Type: application/json' --data "@$body")
-if [ -n "${UPSPROXY_CARRIER:-}" ]; then
-  args+=(-H "X-Upsproxy-Carrier: $UPSPROXY_CARRIER")
-fi
-
 case $mode in
 forward)
   # --proxy wins over HTTPS_PROXY/NO_PROXY, --cacert over the system store:
   # the call goes through upsproxy or fails, it never reaches UPS directly.
-  exec curl "${args[@]}" --proxy "$proxy" --cacert "$ca" "$ups_url$path" <<<"$config"
+  route=(--proxy "$proxy" --cacert "$ca")
+  base=$ups_url
   ;;
 base)
   # --noproxy '*': upsproxy is the server here, never reached through
   # another proxy named in the environment.
-  exec curl "${args[@]}" --noproxy '*' "$proxy$path" <<<"$config"
+  route=(--noproxy '*')
+  base=$proxy
   ;;
 *)
   echo "usage: $0 forward|base   (settings: see the top of this script)" >&2
   exit 2
   ;;
 esac
+
+if [ -n "${UPS_CLIENT_ID:-}" ]; then
+  # UPS's client-credentials flow, unchanged: Basic client id and secret, a
+  # form body, the access_token of the JSON answer as the bearer.
+  answer=$(curl -sS --fail-with-body --max-time 60 -K - "${route[@]}" \
+    --data grant_type=client_credentials "$base/security/v1/oauth/token" \
+    <<<"$config
+user = $(quote "$UPS_CLIENT_ID:${UPS_CLIENT_SECRET:-}")") || { echo "token request failed: $answer" >&2; exit 1; }
+  token=$(sed -n 's/.*"access_token" *: *"\([^"]*\)".*/\1/p' <<<"$answer")
+  if [ -z "$token" ]; then
+    echo "no access_token in the token answer" >&2
+    exit 1
+  fi
+  config="$config
+header = $(quote "Authorization: Bearer $token")"
+fi
+
+args=(-sS --fail-with-body --max-time 60 -K - -H 'Content-Type: application/json' --data "@$body")
+if [ -n "${UPSPROXY_CARRIER:-}" ]; then
+  args+=(-H "X-Upsproxy-Carrier: $UPSPROXY_CARRIER")
+fi
+exec curl "${args[@]}" "${route[@]}" "$base$path" <<<"$config"

@@ -40,7 +40,10 @@ type Carrier struct {
 	// default shipper account's number.
 	FillShipperNumber bool
 	ShipperAccounts   []ShipperAccount
-	DeclRange         hcl.Range
+	// ClientIDs are OAuth client ids of the proxy's own clients whose
+	// tokens (from upsproxy's token endpoint) use this carrier.
+	ClientIDs []string
+	DeclRange hcl.Range
 }
 
 // ShipperAccount is a UPS account number billed through a carrier.
@@ -96,6 +99,7 @@ type rawCarrier struct {
 	MerchantID        string               `hcl:"merchant_id,optional"`
 	Scope             string               `hcl:"scope,optional"`
 	FillShipperNumber bool                 `hcl:"fill_shipper_number,optional"`
+	ClientIDs         []string             `hcl:"client_ids,optional"`
 	ShipperAccounts   []*rawShipperAccount `hcl:"shipper_account,block"`
 	Body              hcl.Body             `hcl:",body"`
 	DeclRange         hcl.Range            `hcl:",def_range"`
@@ -123,6 +127,14 @@ func (r *rawCarrier) build(bd *builder) (Carrier, hcl.Diagnostics) {
 		Scope:             r.Scope,
 		FillShipperNumber: r.FillShipperNumber,
 		DeclRange:         r.DeclRange,
+	}
+	for _, id := range r.ClientIDs {
+		if id == "" || len(id) > 255 || strings.ContainsAny(id, ":") {
+			diags = append(diags, b.errorf("client_ids", "Invalid client id",
+				"client_ids lists OAuth client ids (up to 255 characters, no ':'); %q does not fit.", id))
+			continue
+		}
+		out.ClientIDs = append(out.ClientIDs, id)
 	}
 	if !validName(r.Name) {
 		diags = append(diags, b.blockErrorf("Invalid carrier name",

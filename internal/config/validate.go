@@ -50,6 +50,7 @@ func (r *rawConfig) build(ctx *hcl.EvalContext, dir string, decodeDiags hcl.Diag
 		account *rawShipperAccount
 	}
 	numbers := map[string]claim{}
+	clientIDs := map[string]string{} // OAuth client id -> carrier
 	for _, rc := range r.Carriers {
 		c, d := rc.build(bd)
 		add(d)
@@ -81,6 +82,14 @@ func (r *rawConfig) build(ctx *hcl.EvalContext, dir string, decodeDiags hcl.Diag
 				continue
 			}
 			numbers[a.Number] = claim{carrier: rc.Name, account: ra}
+		}
+		for _, id := range c.ClientIDs {
+			if prev, taken := clientIDs[id]; taken && prev != rc.Name {
+				add(hcl.Diagnostics{b.errorf("client_ids", "Client id claimed twice",
+					"OAuth client id %q is already in client_ids of carrier %q; a client's token must resolve to one carrier.", id, prev)})
+				continue
+			}
+			clientIDs[id] = rc.Name
 		}
 		cfg.Carriers = append(cfg.Carriers, c)
 	}

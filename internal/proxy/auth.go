@@ -27,21 +27,26 @@ const authCacheSize = 256
 
 // authCache remembers credentials that passed bcrypt. Keys are a salted
 // SHA-256 of the whole header value, so the cache holds no password and
-// cannot be used to test guesses faster than bcrypt allows. Failures are
-// not cached; their bcrypt comparisons are bounded by sem, so a client
-// guessing passwords cannot take every CPU.
+// cannot be used to test guesses faster than bcrypt allows. A failed
+// header is remembered too (bad): a misconfigured client that retries the
+// same wrong credentials in a loop (some OAuth clients retry a refused
+// token request forever) then costs a hash, not a bcrypt, per attempt;
+// every new guess still costs a bcrypt comparison, bounded by sem, so a
+// client guessing passwords cannot take every CPU.
 type authCache struct {
 	salt [32]byte
 	sem  chan struct{}
 
-	mu sync.RWMutex
-	ok map[[sha256.Size]byte]*client
+	mu  sync.RWMutex
+	ok  map[[sha256.Size]byte]*client
+	bad map[[sha256.Size]byte]struct{}
 }
 
 func newAuthCache() *authCache {
 	c := &authCache{
 		sem: make(chan struct{}, runtime.GOMAXPROCS(0)),
 		ok:  make(map[[sha256.Size]byte]*client),
+		bad: make(map[[sha256.Size]byte]struct{}),
 	}
 	// crypto/rand.Read never fails on supported platforms.
 	_, _ = rand.Read(c.salt[:])
@@ -62,9 +67,13 @@ func (rt *routing) authenticate(ctx context.Context, header string) (*client, er
 	key := rt.auth.key(header)
 	rt.auth.mu.RLock()
 	cl := rt.auth.ok[key]
+	_, bad := rt.auth.bad[key]
 	rt.auth.mu.RUnlock()
 	if cl != nil {
 		return cl, nil
+	}
+	if bad {
+		return nil, errProxyAuthFailed
 	}
 
 	user, password, ok := parseBasic(header)
@@ -84,6 +93,15 @@ func (rt *routing) authenticate(ctx context.Context, header string) (*client, er
 	err := bcrypt.CompareHashAndPassword(hash, []byte(password))
 	<-rt.auth.sem
 	if err != nil || cl == nil {
+		rt.auth.mu.Lock()
+		if len(rt.auth.bad) >= authCacheSize {
+			for k := range rt.auth.bad {
+				delete(rt.auth.bad, k)
+				break
+			}
+		}
+		rt.auth.bad[key] = struct{}{}
+		rt.auth.mu.Unlock()
 		return nil, errProxyAuthFailed
 	}
 

@@ -70,3 +70,38 @@ func TestProxyAuthCacheStaysBounded(t *testing.T) {
 		t.Errorf("cache grew to %d entries, bound is %d", len(rt.auth.ok), authCacheSize)
 	}
 }
+
+func TestProxyAuthRemembersAFailedHeaderSoALoopingClientCostsNoBcrypt(t *testing.T) {
+	hash, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	rt, err := buildRouting(Config{Clients: []Client{{Name: "u", PasswordHash: string(hash)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const wrong = "Basic dTp3cm9uZw==" // u:wrong
+	if _, err := rt.authenticate(ctx, wrong); err == nil {
+		t.Fatal("wrong password accepted")
+	}
+	// Every comparison slot taken: a second bcrypt for the same header
+	// would wait for one; the remembered failure answers at once.
+	for range cap(rt.auth.sem) {
+		rt.auth.sem <- struct{}{}
+	}
+	for range 100 {
+		if _, err := rt.authenticate(ctx, wrong); err != errProxyAuthFailed {
+			t.Fatalf("repeated wrong credentials: %v", err)
+		}
+	}
+	for range cap(rt.auth.sem) {
+		<-rt.auth.sem
+	}
+	for i := range authCacheSize + 10 {
+		_, _ = rt.authenticate(ctx, wrong+strings.Repeat(" ", i+1))
+	}
+	if len(rt.auth.bad) > authCacheSize {
+		t.Fatalf("failure cache grew to %d, bound %d", len(rt.auth.bad), authCacheSize)
+	}
+	if cl, err := rt.authenticate(ctx, "Basic dTpwdw=="); err != nil || cl.name != "u" {
+		t.Fatalf("right password after wrong ones: %v", err)
+	}
+}

@@ -44,6 +44,15 @@ func (p *Proxy) chain(req *http.Request, via *tunnel, rd readDeadliner) *http.Re
 	if hasHeader(req.Header, transIDHeader) {
 		x.transID = clip(req.Header[transIDHeader][0], maxLoggedTransID)
 	}
+	// UPS's OAuth paths are answered by the proxy itself; a bearer it
+	// issued is checked (oauthendpoint.go).
+	if isOAuthPath(x.path) {
+		return p.serveOAuth(x, req, rt, rd)
+	}
+	tok, err := p.presentedToken(req.Header)
+	if err != nil {
+		return x.fail(req, err)
+	}
 
 	// 2. Who is asking? With client blocks, proxy credentials are required.
 	var cl *client
@@ -54,7 +63,7 @@ func (p *Proxy) chain(req *http.Request, via *tunnel, rd readDeadliner) *http.Re
 		} else if tun != nil {
 			auth = tun.auth
 		}
-		if cl, err = rt.authenticate(req.Context(), auth); err != nil {
+		if cl, err = rt.identify(req.Context(), auth, tok); err != nil {
 			return x.fail(req, err)
 		}
 		x.client = cl.name
@@ -76,9 +85,9 @@ func (p *Proxy) chain(req *http.Request, via *tunnel, rd readDeadliner) *http.Re
 	// 4. Legacy URL shapes become today's /api/ paths.
 	tr := rt.translate(x.path)
 
-	// 5. Which carrier? The client's pin or the header come first, then
-	// the shipper numbers of the body.
-	pin, err := rt.pinned(cl, req.Header)
+	// 5. Which carrier? The client's pin, the header or its OAuth token
+	// come first, then the shipper numbers of the body.
+	pin, err := rt.pinnedWithToken(cl, tok, req.Header)
 	if err != nil {
 		return x.fail(req, err)
 	}

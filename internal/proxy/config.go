@@ -67,6 +67,9 @@ type Carrier struct {
 	// FillShipperNumber fills a missing or empty Shipper.ShipperNumber of a
 	// Rate or Ship request with DefaultShipper.
 	FillShipperNumber bool
+	// ClientIDs are OAuth client ids whose tokens from the proxy's token
+	// endpoint use this carrier; an id may belong to one carrier only.
+	ClientIDs []string
 }
 
 // Client is a proxy user (an HCL client block).

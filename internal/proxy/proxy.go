@@ -33,6 +33,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/upsproxy/upsproxy/internal/clienttoken"
 	"github.com/upsproxy/upsproxy/internal/ups"
 )
 
@@ -91,6 +92,7 @@ type Proxy struct {
 	limits      ConnLimits
 
 	routing atomic.Pointer[routing]
+	signer  atomic.Pointer[clienttoken.Signer] // of clients' OAuth tokens (oauthendpoint.go)
 
 	// inflight counts requests from their start to their access log line,
 	// in every mode; Drain waits for it (hijacked CONNECT tunnels are not

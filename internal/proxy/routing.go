@@ -19,6 +19,9 @@ type routing struct {
 	def    *route // the default carrier; nil when none is marked
 	// byShipper maps upper-cased shipper numbers to their carrier.
 	byShipper map[string]*route
+	// byClientID maps the carriers' client_ids to their carrier (OAuth
+	// clients, oauthendpoint.go).
+	byClientID map[string]*route
 
 	// clients is nil when no client block exists: no proxy auth.
 	clients map[string]*client
@@ -132,6 +135,10 @@ func buildRouting(cfg Config) (*routing, error) {
 			}
 			rt.byShipper[key] = r
 		}
+	}
+	var err error
+	if rt.byClientID, err = buildClientIDs(cfg.Carriers, rt.byName); err != nil {
+		return nil, err
 	}
 
 	if len(cfg.Clients) > 0 {

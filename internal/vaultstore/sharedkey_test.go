@@ -51,22 +51,26 @@ func TestSharedKey_ReplicasStartingTogetherAllGetTheSameKey(t *testing.T) {
 	}
 }
 
-func TestSharedKey_TheShippedPolicyAllowsCreatingAndReadingTheConsoleKey(t *testing.T) {
+func TestSharedKey_TheShippedPolicyAllowsCreatingAndReadingTheSharedKeysButNotReplacingThem(t *testing.T) {
 	srv := vaultdevtest.Start(t)
 	roleID, secretID := setupAppRole(t, srv.Client(t), "upsproxy", "1m", "2m")
 	secretFile := filepath.Join(t.TempDir(), "secret-id")
 	writeFile(t, secretFile, secretID+"\n")
 	s := mustSession(t, sessionOpts(srv, AppRoleAuth{RoleID: roleID, SecretIDFile: secretFile}, zap.NewNop()))
 	store := newStore(t, s.Client(), Options{Mount: "secret", Prefix: "upsproxy"})
-	first, err := store.SharedKey(ctxT(t), "console")
-	if err != nil {
-		t.Fatalf("create: %v", err)
-	}
-	again, err := store.SharedKey(ctxT(t), "console")
-	if err != nil || !bytes.Equal(first, again) {
-		t.Fatalf("read: %v (same key %v)", err, bytes.Equal(first, again))
-	}
-	if _, err := store.SharedKey(ctxT(t), "other"); err == nil {
-		t.Fatal("the policy grants more than the console's key")
+	for _, name := range []string{"console", "oauth"} {
+		first, err := store.SharedKey(ctxT(t), name)
+		if err != nil {
+			t.Fatalf("create %s: %v", name, err)
+		}
+		again, err := store.SharedKey(ctxT(t), name)
+		if err != nil || !bytes.Equal(first, again) {
+			t.Fatalf("read %s: %v (same key %v)", name, err, bytes.Equal(first, again))
+		}
+		// Replacing a key would sign every replica's sessions or tokens
+		// out: the policy grants create and read, never update.
+		if _, err := store.write(ctxT(t), "secret/data/upsproxy/keys/"+name, map[string]any{"key": "x"}, 1); err == nil {
+			t.Fatalf("the policy lets the proxy replace the %s key", name)
+		}
 	}
 }

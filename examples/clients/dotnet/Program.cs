@@ -8,13 +8,19 @@
 // UPSPROXY_CA (default ca.pem), UPSPROXY_CARRIER (sent as X-Upsproxy-Carrier),
 // UPSPROXY_USER and UPSPROXY_PASSWORD (proxy credentials, when upsproxy.hcl
 // has client blocks), UPS_URL (default https://wwwcie.ups.com, UPS's Test
-// host), BODY (default ../../rate-request.json).
+// host), BODY (default ../../rate-request.json), UPS_CLIENT_ID and
+// UPS_CLIENT_SECRET (when set, the program first fetches its OAuth token
+// from UPS's token URL, as software written for UPS's OAuth does; upsproxy
+// answers that itself).
 using System.Net;
+using System.Net.Http.Headers;
+using System.Text.Json;
 using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
 
 const string RatePath = "/api/rating/v2409/Rate";
+const string TokenPath = "/security/v1/oauth/token";
 
 string mode = args.Length > 0 ? args[0] : "";
 string proxyUrl = Env("UPSPROXY_URL", "http://127.0.0.1:8080");
@@ -24,6 +30,8 @@ string bodyPath = Env("BODY", Path.Combine("..", "..", "rate-request.json"));
 string carrier = Env("UPSPROXY_CARRIER", "");
 string user = Env("UPSPROXY_USER", "");
 string password = Env("UPSPROXY_PASSWORD", "");
+string clientId = Env("UPS_CLIENT_ID", "");
+string clientSecret = Env("UPS_CLIENT_SECRET", "");
 
 HttpClientHandler handler;
 Uri target;
@@ -55,6 +63,26 @@ switch (mode)
 }
 
 using var client = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(60) };
+if (clientId.Length > 0)
+{
+    // UPS's client-credentials flow, unchanged: Basic client id and secret,
+    // a form body, the access_token of the JSON answer as the bearer.
+    using var tokenRequest = new HttpRequestMessage(HttpMethod.Post, new Uri(target, TokenPath))
+    {
+        Content = new FormUrlEncodedContent(new Dictionary<string, string> { ["grant_type"] = "client_credentials" }),
+    };
+    tokenRequest.Headers.Authorization = new AuthenticationHeaderValue("Basic",
+        Convert.ToBase64String(Encoding.UTF8.GetBytes($"{clientId}:{clientSecret}")));
+    using var tokenResponse = await client.SendAsync(tokenRequest);
+    var tokenJson = await tokenResponse.Content.ReadAsStringAsync();
+    if (!tokenResponse.IsSuccessStatusCode)
+    {
+        Console.Error.WriteLine($"token request failed: HTTP {(int)tokenResponse.StatusCode} {tokenJson}");
+        return 1;
+    }
+    var accessToken = JsonDocument.Parse(tokenJson).RootElement.GetProperty("access_token").GetString();
+    client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", accessToken);
+}
 using var request = new HttpRequestMessage(HttpMethod.Post, target)
 {
     Content = new StringContent(File.ReadAllText(bodyPath), Encoding.UTF8, "application/json"),

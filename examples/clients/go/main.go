@@ -13,6 +13,11 @@
 // Proxy credentials (when upsproxy.hcl has client blocks) come from the
 // UPSPROXY_USER and UPSPROXY_PASSWORD environment variables, never from a
 // flag, where `ps` would show them.
+//
+// With UPS_CLIENT_ID and UPS_CLIENT_SECRET set, the program is OAuth-aware
+// software: golang.org/x/oauth2/clientcredentials fetches its token from
+// UPS's token URL (under the same base) and adds it to the call, exactly as
+// against UPS. upsproxy answers the token request itself.
 package main
 
 import (
@@ -29,10 +34,16 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
 )
 
 // ratePath is UPS's Rating API; any other UPS API path works the same way.
 const ratePath = "/api/rating/v2409/Rate"
+
+// tokenPath is UPS's OAuth token endpoint.
+const tokenPath = "/security/v1/oauth/token"
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
@@ -49,6 +60,10 @@ type options struct {
 	timeout  time.Duration
 	user     string
 	password string
+	// clientID and clientSecret, when set, are the program's own UPS OAuth
+	// client credentials.
+	clientID     string
+	clientSecret string
 }
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -67,6 +82,18 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), opts.timeout)
 	defer cancel()
+	if opts.clientID != "" {
+		// UPS's client-credentials flow, unchanged: the library fetches
+		// the token through the same HTTP client and adds it as bearer.
+		base := strings.TrimSuffix(target, ratePath)
+		cc := &clientcredentials.Config{
+			ClientID:     opts.clientID,
+			ClientSecret: opts.clientSecret,
+			TokenURL:     base + tokenPath,
+			AuthStyle:    oauth2.AuthStyleInHeader,
+		}
+		client = cc.Client(context.WithValue(ctx, oauth2.HTTPClient, client))
+	}
 	status, err := rate(ctx, client, target, opts, stdout, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "upsproxy client:", err)
@@ -90,7 +117,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.StringVar(&o.bodyFile, "body", "examples/rate-request.json", "the Rate request (JSON)")
 	fs.DurationVar(&o.timeout, "timeout", 60*time.Second, "give up after this long")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Rates a shipment through upsproxy.\n\nUsage: upsproxy-client [flags]\n\nProxy credentials: env UPSPROXY_USER and UPSPROXY_PASSWORD.\n\nFlags:")
+		fmt.Fprintln(stderr, "Rates a shipment through upsproxy.\n\nUsage: upsproxy-client [flags]\n\nProxy credentials: env UPSPROXY_USER and UPSPROXY_PASSWORD.\nOAuth client credentials (optional): env UPS_CLIENT_ID and UPS_CLIENT_SECRET.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -112,6 +139,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	}
 	o.proxy = u
 	o.user, o.password = getenv("UPSPROXY_USER"), getenv("UPSPROXY_PASSWORD")
+	o.clientID, o.clientSecret = getenv("UPS_CLIENT_ID"), getenv("UPS_CLIENT_SECRET")
 	return o, nil
 }
 

@@ -13,7 +13,10 @@ Settings (environment): UPSPROXY_URL (default http://127.0.0.1:8080),
 UPSPROXY_CA (default ca.pem), UPSPROXY_CARRIER (sent as X-Upsproxy-Carrier),
 UPSPROXY_USER and UPSPROXY_PASSWORD (proxy credentials, when upsproxy.hcl has
 client blocks), UPS_URL (default https://wwwcie.ups.com, UPS's Test host),
-BODY (default ../../rate-request.json next to this file).
+BODY (default ../../rate-request.json next to this file), UPS_CLIENT_ID and
+UPS_CLIENT_SECRET (when set, the program first fetches its OAuth token from
+UPS's token URL, as software written for UPS's OAuth does; upsproxy answers
+that itself).
 
 Needs: pip install requests
 """
@@ -27,6 +30,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import requests
 
 RATE_PATH = "/api/rating/v2409/Rate"
+TOKEN_PATH = "/security/v1/oauth/token"
 
 
 def with_credentials(proxy_url, user, password):
@@ -49,6 +53,8 @@ def main(argv):
     user = os.environ.get("UPSPROXY_USER", "")
     password = os.environ.get("UPSPROXY_PASSWORD", "")
     carrier = os.environ.get("UPSPROXY_CARRIER", "")
+    client_id = os.environ.get("UPS_CLIENT_ID", "")
+    client_secret = os.environ.get("UPS_CLIENT_SECRET", "")
 
     session = requests.Session()
     # Everything below is explicit: HTTPS_PROXY, NO_PROXY or
@@ -67,14 +73,29 @@ def main(argv):
         # token.
         session.proxies = {"https": proxy_url, "http": proxy_url}
         session.verify = ca
-        url = ups_url + RATE_PATH
+        base = ups_url
     else:
         if user:
             # requests sends proxy credentials only to a proxy; in base-URL
             # mode upsproxy is the server, so the header is set by hand.
             token = base64.b64encode(f"{user}:{password}".encode()).decode()
             headers["Proxy-Authorization"] = "Basic " + token
-        url = proxy + RATE_PATH
+        base = proxy
+    url = base + RATE_PATH
+
+    if client_id:
+        # UPS's client-credentials flow, unchanged: Basic client id and
+        # secret, a form body, the access_token of the JSON answer.
+        try:
+            tok = session.post(base + TOKEN_PATH, data={"grant_type": "client_credentials"},
+                               auth=(client_id, client_secret), timeout=60)
+        except requests.exceptions.RequestException as e:
+            print(f"POST {base + TOKEN_PATH}: {e}", file=sys.stderr)
+            return 1
+        if not tok.ok:
+            print(f"token request failed: HTTP {tok.status_code} {tok.text}", file=sys.stderr)
+            return 1
+        headers["Authorization"] = "Bearer " + tok.json()["access_token"]
 
     try:
         data = body.read_bytes()
