@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
+	"sync/atomic"
 )
 
 // Request bodies stream from the client to UPS. The proxy reads a bounded
@@ -75,6 +77,189 @@ func applyEdits(prefix []byte, edits []edit) []byte {
 	return append(out, prefix[at:]...)
 }
 
+// requestBody is the request's body on its way from the client to UPS, in
+// one place: what was read of it (the prefix, whole or not), what the
+// scanner found there, how it was edited, what the transport reads, and,
+// when sending fails, what was refused and whose fault that is. It lives
+// inside the exchange: no allocation of its own (the prefix and the
+// scanner are allocated only for requests that have a body).
+type requestBody struct {
+	present bool // the request has a body (with at least one byte, once read)
+	// open: the client's body may hold unread bytes, so a refusal must
+	// close the connection rather than wait for them.
+	open bool
+
+	declared int64       // the client's Content-Length; -1 when chunked
+	client   clientBody  // the client's body, paced and capped
+	tooLarge atomic.Bool // set by client: the body grew past max_request_body
+
+	prefix []byte // the first bytes read, edited by edit
+	whole  bool   // prefix is all of the body
+	// length is what the upstream request declares: the client's
+	// Content-Length, adjusted by edit; -1 when unknown (chunked).
+	length int64
+
+	scan *scanner    // nil without a body
+	res  *scanResult // what the scanner found in the prefix; &noBody without one
+	// fault is the refusal of the rest of the body, found as it streamed
+	// (scannedBody).
+	fault atomic.Pointer[proxyError]
+
+	mem    bytes.Reader  // the body sent upstream, when read whole
+	reader io.ReadCloser // what the transport reads
+}
+
+// noBody is the scan result of a request without a body (read only).
+var noBody = scanResult{shipperOpen: -1}
+
+// begin takes the client's body as it arrived; nothing is read yet.
+func (b *requestBody) begin(req *http.Request) {
+	b.reader, b.declared, b.length, b.res = req.Body, req.ContentLength, req.ContentLength, &noBody
+	b.present = req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0
+	// Until the body is read to its end, a refusal closes the connection:
+	// it is answered at once, never after waiting for a body it ignores.
+	b.open = b.present
+}
+
+// limit refuses a body declared over the limit, before anything is read
+// or dialled, and paces the reads of the client's body (ConnLimits.Body*),
+// cutting one of unknown length off past the limit. conn is the client's
+// connection (nil: no pacing).
+func (b *requestBody) limit(rt *routing, conn readDeadliner, lim *ConnLimits) error {
+	if b.declared > rt.maxBody {
+		return rt.errTooLarge
+	}
+	if !b.present {
+		return nil
+	}
+	b.client = clientBody{rc: b.reader, left: -1, exceeded: &b.tooLarge,
+		conn: conn, grace: lim.BodyTimeout, rate: lim.BodyMinRate}
+	if b.declared < 0 {
+		b.client.left = rt.maxBody
+	}
+	b.reader = &b.client
+	return nil
+}
+
+// read reads the body's prefix (up to body_scan_limit) and scans it. Every
+// body is scanned, whatever the path, method, Content-Type or
+// configuration: any JSON body could carry UPSSecurity or another
+// carrier's shipper number, and whatever the scanner cannot classify is
+// refused before anything is sent (scan.go).
+func (b *requestBody) read(rt *routing) error {
+	if !b.present {
+		return nil
+	}
+	prefix, whole, err := readPrefix(b.reader, b.declared, rt.scanLimit)
+	if err != nil {
+		if b.tooLarge.Load() {
+			return rt.errTooLarge
+		}
+		return &clientBodyError{err: err}
+	}
+	b.prefix, b.whole, b.open = prefix, whole, !whole
+	if whole && len(prefix) == 0 {
+		// A chunked body with no bytes at all.
+		b.present, b.reader, b.length = false, http.NoBody, 0
+		return nil
+	}
+	// Allocated here, not in the exchange: requests without a body
+	// (Track) do not pay for it.
+	sc := new(scanner)
+	sc.reset()
+	b.scan, b.res = sc, &sc.r
+	sc.feed(prefix)
+	if whole {
+		sc.finish()
+	} else {
+		sc.endPrefix()
+	}
+	if sc.fault != faultNone {
+		return scanFaultError(sc.fault, sc.faultAt, rt.scanLimit)
+	}
+	return nil
+}
+
+// requestOption is the RequestOption of a legacy /rest/Rate body, "" when
+// the prefix has none.
+func (b *requestBody) requestOption() string {
+	if !b.res.requestOptionFound {
+		return ""
+	}
+	return string(b.res.requestOption.value(b.prefix))
+}
+
+// edit cuts UPSSecurity out of the prefix and fills a missing shipper
+// number for r, then readies the body for the transport: in memory when
+// read whole, else the prefix followed by the rest of the client's body,
+// scanned as it streams against the outcome of carrier resolution (the
+// chosen carrier r, the pin and the proxy user).
+func (b *requestBody) edit(rt *routing, r, pin *route, cl *client) {
+	if !b.present {
+		return
+	}
+	if edited := editBody(b.prefix, b.res, r); edited != nil {
+		if b.length >= 0 {
+			b.length += int64(len(edited) - len(b.prefix))
+		}
+		b.prefix = edited
+	}
+	if b.whole {
+		// All of it is in memory. Handed over as a NopCloser'd
+		// bytes.Reader, net/http knows and writes the request's headers
+		// and body in one go; any other body has the headers flushed
+		// first (one more syscall and packet per request), in case it
+		// blocks.
+		b.length = int64(len(b.prefix))
+		b.mem.Reset(b.prefix)
+		b.reader = io.NopCloser(&b.mem)
+		return
+	}
+	// The rest is scanned as it streams: a fault cuts the request off
+	// before the refused bytes, so UPS never gets it whole.
+	rest := &scannedBody{rc: b.reader, body: b, left: -1, rt: rt, route: r, pin: pin, cl: cl}
+	b.scan.check = rest
+	if b.declared >= 0 {
+		rest.left = b.declared - int64(b.scan.off)
+	}
+	pb := &prefixBody{rest: rest}
+	pb.r.Reset(b.prefix)
+	b.reader = pb
+}
+
+// streaming reports whether the transport reads the client's body itself,
+// so that the response may come back while it still does (see respond).
+func (b *requestBody) streaming() bool { return b.present && !b.whole }
+
+// inMemory is the whole body as sent upstream, for a replay; ok is false
+// when the body streamed and cannot be sent again.
+func (b *requestBody) inMemory() (body []byte, ok bool) {
+	if !b.present {
+		return nil, true
+	}
+	return b.prefix, b.whole
+}
+
+// finished reports whether the client's body was read to its end.
+func (b *requestBody) finished() bool { return b.client.done.Load() }
+
+// sendError says whose fault a failed upstream request was: a body the
+// client broke off, stalled, or grew past the limit, or one the scanner
+// refused as it streamed (the transport aborted the upstream request
+// midway, so UPS got no complete request), else the upstream's.
+func (b *requestBody) sendError(rt *routing, r *route, err error) error {
+	if b.tooLarge.Load() {
+		return rt.errTooLarge
+	}
+	if be := b.client.failed.Load(); be != nil {
+		return be
+	}
+	if e := b.fault.Load(); e != nil {
+		return e
+	}
+	return &upstreamError{route: r, err: err}
+}
+
 // prefixBody is the body sent upstream when only a prefix was read: the
 // prefix (possibly edited), then the rest of the client's body, unread.
 type prefixBody struct {
@@ -99,11 +284,11 @@ var errBodyRefused = errors.New("request body refused by the body scanner")
 // scanned before it is handed to the transport, and a fault ends the body
 // with an error instead of the refused bytes. The transport then aborts
 // the request (a short Content-Length body, or a chunked one without its
-// last chunk), which UPS cannot act on, and the chain answers the client
-// with x.bodyFault.
+// last chunk), which UPS cannot act on, and forward answers the client
+// with the body's fault.
 type scannedBody struct {
 	rc    io.ReadCloser
-	x     *exchange
+	body  *requestBody
 	left  int64 // bytes still due by Content-Length; -1 when chunked
 	ended bool
 
@@ -122,7 +307,7 @@ func (b *scannedBody) Read(p []byte) (int, error) {
 		return b.rc.Read(p)
 	}
 	n, err := b.rc.Read(p)
-	s := b.x.scan
+	s := b.body.scan
 	if n > 0 {
 		s.feed(p[:n])
 	}
@@ -149,15 +334,15 @@ func (b *scannedBody) Close() error { return b.rc.Close() }
 
 // refuse records why the rest of the body was refused, once.
 func (b *scannedBody) refuse() {
-	if b.x.bodyFault.Load() != nil {
+	if b.body.fault.Load() != nil {
 		return
 	}
-	s := b.x.scan
+	s := b.body.scan
 	e := scanFaultError(s.fault, s.faultAt, b.rt.scanLimit)
 	if s.fault == faultForeignShipper {
 		e = b.foreignShipperError()
 	}
-	b.x.bodyFault.Store(e)
+	b.body.fault.Store(e)
 }
 
 // acceptsShipper is the scanner's check of a shipper number past the

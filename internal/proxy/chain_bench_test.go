@@ -61,7 +61,7 @@ func (w *discardWriter) ReadFrom(r io.Reader) (int64, error) {
 }
 
 // BenchmarkChainInProcess measures the proxy's own request path in base-URL
-// mode (the chain, respond, the access log line to a JSON encoder) without
+// mode (forward, respond, the access log line to a JSON encoder) without
 // the network or a client: the allocations reported are the proxy's, plus
 // 4 for cannedUPS's response.
 func BenchmarkChainInProcess(b *testing.B) {
@@ -86,7 +86,7 @@ func BenchmarkChainInProcess(b *testing.B) {
 	w := &discardWriter{h: http.Header{}}
 	b.ReportAllocs()
 	for b.Loop() {
-		// Reset what the chain changed, without allocating.
+		// Reset what forward changed, without allocating.
 		req.URL.Scheme, req.URL.Host = "", ""
 		clear(h)
 		h["Content-Type"] = contentType

@@ -98,7 +98,7 @@ type readDeadliner interface {
 	SetReadDeadline(time.Time) error
 }
 
-// clientBody is the client's request body as the chain reads it (and the
+// clientBody is the client's request body as forward reads it (and the
 // transport, when it streams): it paces the reads (ConnLimits.Body*), cuts
 // a body of unknown length off past MaxRequestBody, and keeps the first
 // failure, so that a broken or stalled body is answered as the client's
@@ -121,7 +121,7 @@ type clientBody struct {
 	done atomic.Bool
 
 	// failed holds the first read error other than EOF and the limit;
-	// set by whichever goroutine reads (the chain, or the transport).
+	// set by whichever goroutine reads (forward, or the transport).
 	failed atomic.Pointer[clientBodyError]
 }
 

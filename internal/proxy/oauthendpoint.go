@@ -198,16 +198,16 @@ func (p *Proxy) readOAuthForm(x *exchange, req *http.Request, rd readDeadliner) 
 	if req.ContentLength > maxOAuthForm {
 		return nil, tooLarge
 	}
-	x.reqBody = clientBody{rc: req.Body, left: maxOAuthForm, exceeded: &x.tooLarge,
+	x.body.client = clientBody{rc: req.Body, left: maxOAuthForm, exceeded: &x.body.tooLarge,
 		conn: rd, grace: p.limits.BodyTimeout, rate: p.limits.BodyMinRate}
-	b, err := io.ReadAll(&x.reqBody)
+	b, err := io.ReadAll(&x.body.client)
 	switch {
-	case x.tooLarge.Load():
+	case x.body.tooLarge.Load():
 		return nil, tooLarge
 	case err != nil:
 		return nil, &clientBodyError{err: err}
 	}
-	x.bodyOpen = false
+	x.body.open = false
 	form, err := url.ParseQuery(string(b))
 	if err != nil {
 		return nil, oauthBadRequest("Malformed form body")
@@ -523,7 +523,7 @@ func (e *clientTokenError) As(target any) bool {
 	return false
 }
 
-// identify is proxy authentication (step 2 of the chain) with OAuth: the
+// identify is proxy authentication (step 2 of forward) with OAuth: the
 // Proxy-Authorization credentials as ever or, where the client sent none
 // (base-URL mode), a valid upsproxy token issued to a client block. Both
 // at once must name the same client.

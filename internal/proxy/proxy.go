@@ -7,7 +7,7 @@
 // token and streams the request to UPS and the response back, replaying
 // idempotent calls once when UPS refuses a token.
 //
-// The steps are in one place, Proxy.chain (chain.go). Every refusal is
+// The steps are in one place, Proxy.forward (forward.go). Every refusal is
 // answered in UPS's own error envelope with an X-Upsproxy-Error header by
 // one mapper (errors.go, the Code* constants), and every request gets
 // exactly one access log line and one Observer call.
@@ -157,7 +157,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method == http.MethodConnect {
-		// HTTPS forward proxy: the tunnel, and the chain for each
+		// HTTPS forward proxy: the tunnel, and forward for each
 		// request inside it (tunnel.go).
 		p.serveConnect(w, r)
 		return
@@ -166,13 +166,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveHTTP serves an origin-form (base-URL mode) or absolute-form (HTTP
-// forward proxy) request: the chain, then its answer (respond.go).
+// forward proxy) request: forward, then its answer (respond.go).
 func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if !r.URL.IsAbs() {
 		markBaseURL(r)
 	}
 	rd, _ := w.(readDeadliner)
-	resp := p.chain(r, nil, rd)
+	resp := p.forward(r, nil, rd)
 	closing := resp.Close
 	respond(w, resp)
 	if closing {
@@ -211,7 +211,7 @@ func (p *Proxy) refuseClient(w http.ResponseWriter, r *http.Request) {
 }
 
 // markBaseURL marks an origin-form request (`POST /api/rating/...`,
-// base-URL mode) with the base-URL marker host, which the chain's target
+// base-URL mode) with the base-URL marker host, which the target
 // check knows (hosts.go).
 func markBaseURL(r *http.Request) {
 	r.URL.Scheme = "http"

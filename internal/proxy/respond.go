@@ -8,7 +8,7 @@ import (
 )
 
 // Origin-form (base-URL mode) and absolute-form (HTTP forward proxy)
-// requests are served by net/http's server: ServeHTTP runs the chain and
+// requests are served by net/http's server: ServeHTTP runs forward and
 // respond writes its answer. Requests inside CONNECT tunnels are written by
 // the tunnel loop (tunnel.go).
 
@@ -18,15 +18,15 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 
 var connectionClose = []string{"close"}
 
-// respond writes resp, the chain's answer, to the client: status, headers
-// and body as they are (the chain already removed what must not pass),
+// respond writes resp, forward's answer, to the client: status, headers
+// and body as they are (forward already removed what must not pass),
 // streaming a body of unknown length with a flush after each write, and
 // trailers. Closing resp's body ends the exchange and writes its access
 // log line.
 func respond(w http.ResponseWriter, resp *http.Response) {
 	defer resp.Body.Close()
 	x, _ := resp.Body.(*exchange) // nil for the proxy's own answers
-	if x != nil && x.liveBody {
+	if x != nil && x.body.streaming() {
 		// The transport may still be reading the client's body when UPS's
 		// answer comes (a fast UPS answers once it has read the last
 		// byte, before the transport has seen EOF). By default net/http
@@ -38,7 +38,7 @@ func respond(w http.ResponseWriter, resp *http.Response) {
 	}
 	h := w.Header()
 	for k, v := range resp.Header {
-		// No copy: resp is the chain's own and used for nothing else
+		// No copy: resp is forward's own and used for nothing else
 		// (the trailers below never append in place).
 		h[k] = v
 	}

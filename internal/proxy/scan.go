@@ -25,7 +25,7 @@ import (
 // simple folding, so "upsſecurity" is UPSSecurity too): UPS's parsers may
 // be lenient, the proxy must not be the weaker side.
 //
-// The chain feeds it the body's prefix (up to body_scan_limit), whose
+// The request path feeds it the body's prefix (up to body_scan_limit), whose
 // results are byte ranges of that prefix ready to edit, then the rest of
 // the body as it streams to UPS. Whatever it cannot classify is a fault
 // and the body is refused, never forwarded: invalid JSON (exactly what

@@ -275,7 +275,7 @@ func (a acceptOnly) acceptsShipper(n []byte) bool {
 }
 
 // scanSplit scans b as a prefix of n bytes and the rest in chunks of size
-// chunk, as the chain does with a body longer than body_scan_limit.
+// chunk, as forward does with a body longer than body_scan_limit.
 func scanSplit(b []byte, n, chunk int) *scanner {
 	s := new(scanner)
 	s.reset()

@@ -16,7 +16,7 @@ import (
 )
 
 // HTTPS forward proxying: `CONNECT onlinetools.ups.com:443`, then TLS with
-// a leaf from our CA, then HTTP/1.1 requests, each run through the chain.
+// a leaf from our CA, then HTTP/1.1 requests, each run through forward.
 //
 // The proxy serves the tunnel itself rather than through goproxy's MITM
 // loop, which upsproxy used before: that loop set no deadline on any phase
@@ -208,12 +208,12 @@ func (c *tunnelConn) serve() {
 	}
 }
 
-// handle runs one request through the chain and writes the answer; it
+// handle runs one request through forward and writes the answer; it
 // reports whether the tunnel can carry another request.
 func (c *tunnelConn) handle(req *http.Request) bool {
 	req.RemoteAddr = c.remote
 	// Requests inside the tunnel are origin-form; make them absolute for
-	// the chain's target check, which also checks the inner Host.
+	// forward's target check, which also checks the inner Host.
 	req.URL.Scheme = "https"
 	if req.URL.Host == "" {
 		req.URL.Host = req.Host
@@ -230,14 +230,14 @@ func (c *tunnelConn) handle(req *http.Request) bool {
 		req.Body = &c.cont
 	}
 
-	resp := c.p.chain(req, c.tun, c.tc)
+	resp := c.p.forward(req, c.tun, c.tc)
 	defer resp.Body.Close()
 
 	c.mu.Lock()
 	c.responded = true
 	c.mu.Unlock()
 	keep := !req.Close && !resp.Close
-	if x, ok := resp.Body.(*exchange); ok && hasBody && !x.reqBody.done.Load() {
+	if x, ok := resp.Body.(*exchange); ok && hasBody && !x.body.finished() {
 		// UPS answered before the body ended: what is left of it cannot
 		// be skipped to the next request.
 		keep = false

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"io"
 	"net/http"
 	"net/url"
@@ -11,24 +10,21 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/upsproxy/upsproxy/internal/clienttoken"
 	"github.com/upsproxy/upsproxy/internal/ups"
 )
 
-// chain is the request path, the same for all three modes: serveHTTP runs
-// it for origin-form and absolute-form requests, serveTunnel for requests
-// decrypted from a CONNECT tunnel, whose via is the *tunnel (nil
-// otherwise). rd is the client's connection, for the body's read deadlines
-// (nil: none). It sends the request upstream itself and returns the
-// response for the client. Every step reads the one configuration loaded
-// here.
-func (p *Proxy) chain(req *http.Request, via *tunnel, rd readDeadliner) *http.Response {
+// forward is the request path, the same for all three modes: serveHTTP
+// runs it for origin-form and absolute-form requests, serveTunnel for
+// requests decrypted from a CONNECT tunnel tun (nil otherwise). conn is
+// the client's connection, for the body's read deadlines (nil: none). It
+// sends the request upstream itself and returns the response for the
+// client, UPS's or the proxy's refusal. Every step reads the one
+// configuration loaded here.
+func (p *Proxy) forward(req *http.Request, tun *tunnel, conn readDeadliner) *http.Response {
 	x := p.newExchange(req)
 	rt := p.routing.Load()
-	body := req.Body
-	hasBody := body != nil && body != http.NoBody && req.ContentLength != 0
-	// Until the body is read to its end, a refusal closes the connection:
-	// it is answered at once, never after waiting for a body it ignores.
-	x.bodyOpen = hasBody
+	x.body.begin(req)
 
 	// 0. Only the methods UPS APIs use: TRACE would echo the bearer token
 	// back, CONNECT inside a tunnel would open another one.
@@ -37,7 +33,7 @@ func (p *Proxy) chain(req *http.Request, via *tunnel, rd readDeadliner) *http.Re
 	}
 
 	// 1. Did the client address UPS (or the proxy itself, in base-URL mode)?
-	addressed, tun, err := addressedEnvironment(req, via)
+	addressed, err := addressedEnvironment(req, tun)
 	if err != nil {
 		return x.fail(req, err)
 	}
@@ -47,7 +43,7 @@ func (p *Proxy) chain(req *http.Request, via *tunnel, rd readDeadliner) *http.Re
 	// UPS's OAuth paths are answered by the proxy itself; a bearer it
 	// issued is checked (oauthendpoint.go).
 	if isOAuthPath(x.path) {
-		return p.serveOAuth(x, req, rt, rd)
+		return p.serveOAuth(x, req, rt, conn)
 	}
 	tok, err := p.presentedToken(req.Header)
 	if err != nil {
@@ -55,87 +51,33 @@ func (p *Proxy) chain(req *http.Request, via *tunnel, rd readDeadliner) *http.Re
 	}
 
 	// 2. Who is asking? With client blocks, proxy credentials are required.
-	var cl *client
-	if rt.clients != nil {
-		auth := ""
-		if v := req.Header["Proxy-Authorization"]; len(v) > 0 {
-			auth = v[0]
-		} else if tun != nil {
-			auth = tun.auth
-		}
-		if cl, err = rt.identify(req.Context(), auth, tok); err != nil {
-			return x.fail(req, err)
-		}
+	cl, err := p.proxyUser(rt, req, tun, tok)
+	if err != nil {
+		return x.fail(req, err)
+	}
+	if cl != nil {
 		x.client = cl.name
 	}
 
 	// 3. A body over the limit is refused before anything is read or dialled.
-	if req.ContentLength > rt.maxBody {
-		return x.failClose(req, rt.errTooLarge)
-	}
-	if hasBody {
-		x.reqBody = clientBody{rc: body, left: -1, exceeded: &x.tooLarge,
-			conn: rd, grace: p.limits.BodyTimeout, rate: p.limits.BodyMinRate}
-		if req.ContentLength < 0 {
-			x.reqBody.left = rt.maxBody
-		}
-		body = &x.reqBody
+	if err := x.body.limit(rt, conn, &p.limits); err != nil {
+		return x.failClose(req, err)
 	}
 
 	// 4. Legacy URL shapes become today's /api/ paths.
-	tr := rt.translate(x.path)
+	translated := rt.translate(x.path)
 
 	// 5. Which carrier? The client's pin, the header or its OAuth token
-	// come first, then the shipper numbers of the body.
+	// come first, then the shipper numbers of the body's prefix, read and
+	// scanned here.
 	pin, err := rt.pinnedWithToken(cl, tok, req.Header)
 	if err != nil {
 		return x.fail(req, err)
 	}
-	replay := replayable(req.Method, tr.path)
-	// Every body is scanned, whatever the path, method, Content-Type or
-	// configuration: any JSON body could carry UPSSecurity or another
-	// carrier's shipper number, and whatever the scanner cannot classify
-	// is refused before anything is sent (scan.go).
-	var (
-		prefix []byte // the body's first bytes, read
-		whole  bool   // prefix is all of it
-	)
-	res := &noBody
-	if hasBody {
-		prefix, whole, err = readPrefix(body, req.ContentLength, rt.scanLimit)
-		if err != nil {
-			if x.tooLarge.Load() {
-				return x.failClose(req, rt.errTooLarge)
-			}
-			return x.fail(req, &clientBodyError{err: err})
-		}
-		x.bodyOpen = !whole
-		if whole && len(prefix) == 0 {
-			// A chunked body with no bytes at all.
-			hasBody, body, req.ContentLength = false, http.NoBody, 0
-		} else {
-			// Allocated here, not in the exchange: requests without a
-			// body (Track) do not pay for it.
-			sc := new(scanner)
-			sc.reset()
-			x.scan = sc
-			res = &sc.r
-			sc.feed(prefix)
-			if whole {
-				sc.finish()
-			} else {
-				sc.endPrefix()
-			}
-			if sc.fault != faultNone {
-				e := scanFaultError(sc.fault, sc.faultAt, rt.scanLimit)
-				if !whole {
-					return x.failClose(req, e)
-				}
-				return x.fail(req, e)
-			}
-		}
+	if err := x.body.read(rt); err != nil {
+		return x.fail(req, err)
 	}
-	r, err := rt.resolve(cl, pin, req.Header, prefix, res)
+	r, err := rt.resolve(cl, pin, req.Header, x.body.prefix, x.body.res)
 	if err != nil {
 		return x.fail(req, err)
 	}
@@ -146,60 +88,15 @@ func (p *Proxy) chain(req *http.Request, via *tunnel, rd readDeadliner) *http.Re
 
 	// 6. The carrier's environment picks the UPS host; never let a request
 	// meant for Test spend real money in Production.
-	switch {
-	case addressed == ups.Test && r.env == ups.Production:
-		return x.fail(req, r.errs.mismatch)
-	case addressed == ups.Production && r.env == ups.Test:
-		if ce := p.log.Check(zap.DebugLevel, "production host addressed, carrier is a test carrier: sending to test"); ce != nil {
-			ce.Write(zap.String("carrier", r.name), zap.String("path", x.path))
-		}
+	if err := p.checkEnvironment(addressed, r, x.path); err != nil {
+		return x.fail(req, err)
 	}
 
-	// 7. The body: cut out UPSSecurity, fill a missing shipper number.
-	path := tr.path
-	length := req.ContentLength
-	if hasBody {
-		if tr.rateFromBody {
-			op := ""
-			if res.requestOptionFound {
-				op = string(res.requestOption.value(prefix))
-			}
-			path = "/api/rating/v1/" + rateOperation(op)
-		}
-		if edited := editBody(prefix, res, r); edited != nil {
-			if length >= 0 {
-				length += int64(len(edited) - len(prefix))
-			}
-			prefix = edited
-		}
-		if whole {
-			// All of it is in memory. Handed over as a NopCloser'd
-			// bytes.Reader, net/http knows and writes the request's
-			// headers and body in one go; any other body has the headers
-			// flushed first (one more syscall and packet per request),
-			// in case it blocks.
-			length = int64(len(prefix))
-			x.body.Reset(prefix)
-			body = io.NopCloser(&x.body)
-		} else {
-			// The rest is scanned as it streams: a fault cuts the request
-			// off before the refused bytes, so UPS never gets it whole.
-			rest := &scannedBody{rc: body, x: x, left: -1, rt: rt, route: r, pin: pin, cl: cl}
-			x.scan.check = rest
-			if req.ContentLength >= 0 {
-				rest.left = req.ContentLength - int64(x.scan.off)
-			}
-			pb := &prefixBody{rest: rest}
-			pb.r.Reset(prefix)
-			body = pb
-		}
-	}
-	if path != x.path {
-		x.upstreamPath = path
-		if ce := p.log.Check(zap.DebugLevel, "legacy path translated"); ce != nil {
-			ce.Write(zap.String("path", x.path), zap.String("upstream_path", path), zap.String("rule", tr.rule))
-		}
-	}
+	// 7. The path UPS gets (a legacy Rate call's operation is in the
+	// body), then the body: cut out UPSSecurity, fill a missing shipper
+	// number.
+	path := p.upstreamPath(x, translated)
+	x.body.edit(rt, r, pin, cl)
 
 	// 8. Header hygiene, then the carrier's token and UPS's transaction headers.
 	stripRequestHeaders(req.Header)
@@ -207,86 +104,117 @@ func (p *Proxy) chain(req *http.Request, via *tunnel, rd readDeadliner) *http.Re
 	if err != nil {
 		return x.fail(req, &tokenError{route: r, err: err})
 	}
-	req.Header[authorizationHeader] = r.authorization(token)
-	if x.transID == "" {
-		x.transID = newTransID()
-		x.transIDValue[0] = x.transID
-		req.Header[transIDHeader] = x.transIDValue[:]
-	}
-	if !hasHeader(req.Header, transactionSrcHeader) {
-		req.Header[transactionSrcHeader] = rt.transactionSrc
-	}
+	x.setRequestHeaders(req.Header, r, token, rt)
 
 	// 9. Forward, streaming both bodies; replay once if UPS refused a token
 	// it should have accepted and the operation is safe to repeat.
-	out := x.outbound(req, r, path, body, length)
-	// The transport reads the client's body while the response may
-	// already be coming back (see respond).
-	x.liveBody = hasBody && !whole
-	resp, err := p.transport.RoundTrip(out)
+	resp, err := p.transport.RoundTrip(x.outbound(req, r, path))
 	if err != nil {
-		if x.tooLarge.Load() {
-			return x.failClose(req, rt.errTooLarge)
-		}
-		if be := x.reqBody.failed.Load(); be != nil {
-			// The client's body broke (malformed chunking, a stall): the
-			// transport aborted the upstream request midway, so UPS got
-			// no complete request, and the fault is the client's.
-			return x.fail(req, be)
-		}
-		if e := x.bodyFault.Load(); e != nil {
-			// The scanner refused the rest of the body as it streamed:
-			// the upstream request was aborted before the offending bytes.
-			return x.failClose(req, e)
-		}
-		return x.fail(req, &upstreamError{route: r, err: err})
+		return x.fail(req, x.body.sendError(rt, r, err))
 	}
-	if replay && resp.StatusCode == http.StatusUnauthorized && (!hasBody || whole) {
-		if resp, err = p.replay(x, r, token, resp, prefix); err != nil {
-			return x.fail(req, err)
+	if resp.StatusCode == http.StatusUnauthorized && replayable(req.Method, translated.path) {
+		if body, ok := x.body.inMemory(); ok {
+			if resp, err = p.replay(x, r, token, resp, body); err != nil {
+				return x.fail(req, err)
+			}
 		}
 	}
 	return x.deliver(resp)
 }
 
+// proxyUser authenticates the client when client blocks are configured
+// (nil client otherwise): by the request's Proxy-Authorization, or the
+// credentials its CONNECT tunnel was opened with, or the upsproxy OAuth
+// token it presented (tok; see identify).
+func (p *Proxy) proxyUser(rt *routing, req *http.Request, tun *tunnel, tok clienttoken.Claims) (*client, error) {
+	if rt.clients == nil {
+		return nil, nil
+	}
+	auth := ""
+	if v := req.Header["Proxy-Authorization"]; len(v) > 0 {
+		auth = v[0]
+	} else if tun != nil {
+		auth = tun.auth
+	}
+	return rt.identify(req.Context(), auth, tok)
+}
+
+// checkEnvironment refuses a request for the Test host that resolved to a
+// Production carrier; the reverse is sent to Test, and logged.
+func (p *Proxy) checkEnvironment(addressed ups.Environment, r *route, path string) error {
+	switch {
+	case addressed == ups.Test && r.env == ups.Production:
+		return r.errs.mismatch
+	case addressed == ups.Production && r.env == ups.Test:
+		if ce := p.log.Check(zap.DebugLevel, "production host addressed, carrier is a test carrier: sending to test"); ce != nil {
+			ce.Write(zap.String("carrier", r.name), zap.String("path", path))
+		}
+	}
+	return nil
+}
+
+// upstreamPath is the path UPS gets: the translated one, with the rating
+// operation of a legacy /rest/Rate call taken from its body (before the
+// body is edited: the scan result points into the prefix as read).
+func (p *Proxy) upstreamPath(x *exchange, t translation) string {
+	path := t.path
+	if t.rateFromBody && x.body.present {
+		path = "/api/rating/v1/" + rateOperation(x.body.requestOption())
+	}
+	if path != x.path {
+		x.upstreamPath = path
+		if ce := p.log.Check(zap.DebugLevel, "legacy path translated"); ce != nil {
+			ce.Write(zap.String("path", x.path), zap.String("upstream_path", path), zap.String("rule", t.rule))
+		}
+	}
+	return path
+}
+
+// setRequestHeaders adds the carrier's token and UPS's transaction headers
+// (a transId of our own when the client sent none) to h, already cleaned.
+func (x *exchange) setRequestHeaders(h http.Header, r *route, token string, rt *routing) {
+	h[authorizationHeader] = r.authorization(token)
+	if x.transID == "" {
+		x.transID = newTransID()
+		x.transIDValue[0] = x.transID
+		h[transIDHeader] = x.transIDValue[:]
+	}
+	if !hasHeader(h, transactionSrcHeader) {
+		h[transactionSrcHeader] = rt.transactionSrc
+	}
+}
+
 // addressedEnvironment checks the request's target against the allow-list
 // and tells which UPS environment the client addressed ("" in base-URL
-// mode), and the CONNECT tunnel it came through, if any.
-func addressedEnvironment(req *http.Request, tun *tunnel) (ups.Environment, *tunnel, error) {
+// mode); tun is the CONNECT tunnel it came through, if any.
+func addressedEnvironment(req *http.Request, tun *tunnel) (ups.Environment, error) {
 	t := requestTarget(req.URL)
 	if t == nil {
-		return "", nil, errHostNotAllowed
+		return "", errHostNotAllowed
 	}
-	var in *target
-	if tun != nil {
-		in = tun.target
-	}
-	if in != nil {
+	if tun != nil && tun.target != nil {
 		// Decrypted from a CONNECT tunnel: the URL's host comes from the
 		// inner Host header, which must name UPS too. If either names the
 		// Test host, the client meant Test.
 		if t == baseURLTarget {
-			return "", nil, errHostNotAllowed
+			return "", errHostNotAllowed
 		}
-		if in.env == ups.Test {
-			return ups.Test, tun, nil
+		if tun.target.env == ups.Test {
+			return ups.Test, nil
 		}
-		return t.env, tun, nil
+		return t.env, nil
 	}
 	if t == baseURLTarget {
 		// Base-URL mode addresses no particular host, unless the client
 		// sent the Test host's name as Host (hosts-file redirection): then
 		// it believes it talks to Test, and the mismatch guard must hold.
 		if lookupUPSHost(hostname(req.Host)) == testTarget {
-			return ups.Test, nil, nil
+			return ups.Test, nil
 		}
-		return "", nil, nil
+		return "", nil
 	}
-	return t.env, nil, nil
+	return t.env, nil
 }
-
-// noBody is the scan result of a request without a body (read only).
-var noBody = scanResult{shipperOpen: -1}
 
 // allowedMethods are the methods UPS APIs use, as the 405 answer lists them.
 const allowedMethods = "GET, POST, PUT, DELETE, PATCH, HEAD, OPTIONS"
@@ -310,7 +238,7 @@ func clip(s string, n int) string {
 }
 
 // exchange is one request's state, from arrival to the access log line. It
-// is also the body of the response the chain returns, so that the log line
+// is also the body of the response forward returns, so that the log line
 // is written when the body has been streamed (respond and the tunnel always
 // close it). One allocation holds the outbound request, its URL and body
 // reader too.
@@ -330,22 +258,15 @@ type exchange struct {
 	// upstreamPath is the translated path, when it differs from path.
 	upstreamPath string
 	replayed     bool
-	liveBody     bool        // the upstream request streams the client's body
-	bodyOpen     bool        // the client's body may hold unread bytes
-	readErr      bool        // reading UPS's response body failed midway
-	tooLarge     atomic.Bool // set by clientBody
-	// The body scanner (nil without a body), and the refusal of the rest
-	// of a body streamed past the prefix (scannedBody).
-	scan      *scanner
-	bodyFault atomic.Pointer[proxyError]
+	readErr      bool // reading UPS's response body failed midway
+
+	body requestBody // the client's body on its way to UPS
 
 	upstreamBody io.ReadCloser
 	logged       atomic.Bool
 
 	out          http.Request
 	url          url.URL
-	body         bytes.Reader // the request body sent upstream, when read whole
-	reqBody      clientBody   // the client's body, paced and checked
 	transIDValue [1]string
 }
 
@@ -365,10 +286,11 @@ func (p *Proxy) startExchange(method, path string) *exchange {
 }
 
 // outbound is req addressed to the route's upstream, with its path and
-// body as the chain prepared them. A shallow copy, so that the client
+// body as forward prepared them. A shallow copy, so that the client
 // connection's settings (Close, RequestURI) stay the client's while the
 // upstream connection is pooled.
-func (x *exchange) outbound(req *http.Request, r *route, path string, body io.ReadCloser, length int64) *http.Request {
+func (x *exchange) outbound(req *http.Request, r *route, path string) *http.Request {
+	body, length := x.body.reader, x.body.length
 	x.url = *req.URL
 	x.url.Scheme = r.scheme
 	x.url.Host = r.host
@@ -448,7 +370,7 @@ func (x *exchange) fail(req *http.Request, err error) *http.Response {
 	resp := e.response(req)
 	// A body left unread (or broken) cannot be skipped to the next
 	// request: close, rather than wait for bytes the client may never send.
-	resp.Close = x.bodyOpen
+	resp.Close = x.body.open
 	return resp
 }
 
