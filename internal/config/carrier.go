@@ -57,31 +57,11 @@ type ShipperAccount struct {
 	DeclRange   hcl.Range
 }
 
-// PKCE reports whether the carrier logs in as a public client: the
-// authorization-code grant without a client secret.
-func (c *Carrier) PKCE() bool {
-	return c.Grant == GrantAuthorizationCode && !c.ClientSecret.IsSet()
-}
-
 // DefaultShipperAccount returns the account marked default = true, if any.
 func (c *Carrier) DefaultShipperAccount() (*ShipperAccount, bool) {
 	for i := range c.ShipperAccounts {
 		if c.ShipperAccounts[i].Default {
 			return &c.ShipperAccounts[i], true
-		}
-	}
-	return nil, false
-}
-
-// CarrierForShipper returns the carrier that owns a UPS shipper number,
-// compared case-insensitively.
-func (c *Config) CarrierForShipper(number string) (*Carrier, bool) {
-	number = strings.TrimSpace(number)
-	for i := range c.Carriers {
-		for _, a := range c.Carriers[i].ShipperAccounts {
-			if strings.EqualFold(a.Number, number) {
-				return &c.Carriers[i], true
-			}
 		}
 	}
 	return nil, false

@@ -62,26 +62,6 @@ func (c *Config) Carrier(name string) (*Carrier, bool) {
 	return nil, false
 }
 
-// DefaultCarrier returns the carrier marked default = true, if any.
-func (c *Config) DefaultCarrier() (*Carrier, bool) {
-	for i := range c.Carriers {
-		if c.Carriers[i].Default {
-			return &c.Carriers[i], true
-		}
-	}
-	return nil, false
-}
-
-// Client returns the proxy client with the given user name.
-func (c *Config) Client(name string) (*Client, bool) {
-	for i := range c.Clients {
-		if c.Clients[i].Name == name {
-			return &c.Clients[i], true
-		}
-	}
-	return nil, false
-}
-
 // Files holds the source of the parsed configuration so diagnostics can be
 // printed with a snippet of the offending lines.
 type Files struct {

@@ -103,10 +103,10 @@ carrier "main" {
 	if !ok {
 		t.Fatal("carrier main not found")
 	}
-	if c.Grant != GrantAuthorizationCode || c.Inactive || c.Default || c.ClientSecret.IsSet() || !c.PKCE() {
+	if c.Grant != GrantAuthorizationCode || c.Inactive || c.Default || c.ClientSecret.IsSet() || !isPKCE(c) {
 		t.Errorf("carrier defaults wrong: %+v", c)
 	}
-	if _, ok := cfg.DefaultCarrier(); ok {
+	if _, ok := defaultCarrier(cfg); ok {
 		t.Error("a carrier not marked default must not be the default carrier")
 	}
 }
@@ -198,14 +198,14 @@ func TestTheFullFixtureDecodesEveryKeyIntoTypedFields(t *testing.T) {
 	if len(cfg.Clients) != 2 || cfg.Clients[0].Name != "warehouse-1" || cfg.Clients[0].Carrier != "main" || cfg.Clients[1].Carrier != "" {
 		t.Errorf("clients = %+v", cfg.Clients)
 	}
-	if cl, ok := cfg.Client("shipcenter"); !ok || !strings.HasPrefix(cl.PasswordHash, "$2a$10$") {
+	if cl, ok := clientNamed(cfg, "shipcenter"); !ok || !strings.HasPrefix(cl.PasswordHash, "$2a$10$") {
 		t.Errorf("client shipcenter = %+v, %v", cl, ok)
 	}
 
 	if len(cfg.Carriers) != 3 {
 		t.Fatalf("carriers = %d, want 3", len(cfg.Carriers))
 	}
-	main, _ := cfg.DefaultCarrier()
+	main, _ := defaultCarrier(cfg)
 	if main == nil || main.Name != "main" {
 		t.Fatalf("default carrier = %+v", main)
 	}
@@ -227,12 +227,12 @@ func TestTheFullFixtureDecodesEveryKeyIntoTypedFields(t *testing.T) {
 	if !ok || acct.Name != "SalesPad" || acct.Number != "W599Y7" || acct.PostalCode != "49525" || acct.CountryCode != "US" {
 		t.Errorf("default shipper account = %+v", acct)
 	}
-	if c, ok := cfg.CarrierForShipper("A1B2C3"); !ok || c.Name != "main" {
+	if c, ok := carrierForShipper(cfg, "A1B2C3"); !ok || c.Name != "main" {
 		t.Errorf("shipper number written a1b2c3 must be found as A1B2C3, got %+v", c)
 	}
 
 	cie, _ := cfg.Carrier("cie")
-	if cie.Environment != ups.Test || !cie.Inactive || cie.Grant != GrantClientCredentials || cie.ClientSecret.Value != "ups-secret-from-file" || cie.PKCE() {
+	if cie.Environment != ups.Test || !cie.Inactive || cie.Grant != GrantClientCredentials || cie.ClientSecret.Value != "ups-secret-from-file" || isPKCE(cie) {
 		t.Errorf("carrier cie = %+v (secret %q)", cie, cie.ClientSecret.Value)
 	}
 	vaulted, _ := cfg.Carrier("vaulted")
@@ -482,4 +482,46 @@ func TestLoadBytesWithNilSourceParsesAnEmptyConfigRatherThanReadingTheFile(t *te
 	if diags.HasErrors() || cfg.Listen != DefaultListen {
 		t.Fatalf("LoadBytes(nil) read the file: listen=%v diags=%s", cfg, describe(diags))
 	}
+}
+
+// Lookups the tests make; the program itself resolves carriers and clients
+// in internal/proxy.
+
+// defaultCarrier returns the carrier marked default = true, if any.
+func defaultCarrier(cfg *Config) (*Carrier, bool) {
+	for i := range cfg.Carriers {
+		if cfg.Carriers[i].Default {
+			return &cfg.Carriers[i], true
+		}
+	}
+	return nil, false
+}
+
+// clientNamed returns the proxy client with the given user name.
+func clientNamed(cfg *Config, name string) (*Client, bool) {
+	for i := range cfg.Clients {
+		if cfg.Clients[i].Name == name {
+			return &cfg.Clients[i], true
+		}
+	}
+	return nil, false
+}
+
+// carrierForShipper returns the carrier that owns a UPS shipper number,
+// compared case-insensitively, as the proxy compares them.
+func carrierForShipper(cfg *Config, number string) (*Carrier, bool) {
+	for i := range cfg.Carriers {
+		for _, a := range cfg.Carriers[i].ShipperAccounts {
+			if strings.EqualFold(a.Number, number) {
+				return &cfg.Carriers[i], true
+			}
+		}
+	}
+	return nil, false
+}
+
+// isPKCE reports whether the carrier logs in as a public client: the
+// authorization-code grant without a client secret.
+func isPKCE(c *Carrier) bool {
+	return c.Grant == GrantAuthorizationCode && !c.ClientSecret.IsSet()
 }

@@ -20,7 +20,7 @@ func TestTheShippedExampleConfigIsValidAndWarningFree(t *testing.T) {
 	if len(diags) > 0 {
 		t.Fatalf("the example config has diagnostics:%s", describe(diags))
 	}
-	if c, ok := cfg.DefaultCarrier(); !ok || c.ClientSecret.Value != "example-secret" {
+	if c, ok := defaultCarrier(cfg); !ok || c.ClientSecret.Value != "example-secret" {
 		t.Errorf("default carrier = %+v", c)
 	}
 }
