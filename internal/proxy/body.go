@@ -87,26 +87,22 @@ type requestBody struct {
 	present bool // the request has a body (with at least one byte, once read)
 	// open: the client's body may hold unread bytes, so a refusal must
 	// close the connection rather than wait for them.
-	open bool
+	open  bool
+	whole bool // prefix is all of the body
 
-	declared int64       // the client's Content-Length; -1 when chunked
-	client   clientBody  // the client's body, paced and capped
-	tooLarge atomic.Bool // set by client: the body grew past max_request_body
-
-	prefix []byte // the first bytes read, edited by edit
-	whole  bool   // prefix is all of the body
-	// length is what the upstream request declares: the client's
-	// Content-Length, adjusted by edit; -1 when unknown (chunked).
+	client clientBody // the client's body, paced and capped
+	prefix []byte     // the first bytes read, edited by edit
+	// length is the client's Content-Length (-1: chunked) until edit
+	// makes it what the upstream request declares.
 	length int64
 
-	scan *scanner    // nil without a body
-	res  *scanResult // what the scanner found in the prefix; &noBody without one
+	scan *scanner // nil without a body
 	// fault is the refusal of the rest of the body, found as it streamed
 	// (scannedBody).
 	fault atomic.Pointer[proxyError]
 
-	mem    bytes.Reader  // the body sent upstream, when read whole
-	reader io.ReadCloser // what the transport reads
+	mem  bytes.Reader // the body sent upstream, when read whole
+	rest *prefixBody  // the body sent upstream, when it streams
 }
 
 // noBody is the scan result of a request without a body (read only).
@@ -114,7 +110,7 @@ var noBody = scanResult{shipperOpen: -1}
 
 // begin takes the client's body as it arrived; nothing is read yet.
 func (b *requestBody) begin(req *http.Request) {
-	b.reader, b.declared, b.length, b.res = req.Body, req.ContentLength, req.ContentLength, &noBody
+	b.client.rc, b.length = req.Body, req.ContentLength
 	b.present = req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0
 	// Until the body is read to its end, a refusal closes the connection:
 	// it is answered at once, never after waiting for a body it ignores.
@@ -126,18 +122,16 @@ func (b *requestBody) begin(req *http.Request) {
 // cutting one of unknown length off past the limit. conn is the client's
 // connection (nil: no pacing).
 func (b *requestBody) limit(rt *routing, conn readDeadliner, lim *ConnLimits) error {
-	if b.declared > rt.maxBody {
+	if b.length > rt.maxBody {
 		return rt.errTooLarge
 	}
 	if !b.present {
 		return nil
 	}
-	b.client = clientBody{rc: b.reader, left: -1, exceeded: &b.tooLarge,
-		conn: conn, grace: lim.BodyTimeout, rate: lim.BodyMinRate}
-	if b.declared < 0 {
+	b.client.left, b.client.conn, b.client.lim = -1, conn, lim
+	if b.length < 0 {
 		b.client.left = rt.maxBody
 	}
-	b.reader = &b.client
 	return nil
 }
 
@@ -150,9 +144,9 @@ func (b *requestBody) read(rt *routing) error {
 	if !b.present {
 		return nil
 	}
-	prefix, whole, err := readPrefix(b.reader, b.declared, rt.scanLimit)
+	prefix, whole, err := readPrefix(&b.client, b.length, rt.scanLimit)
 	if err != nil {
-		if b.tooLarge.Load() {
+		if b.client.tooLarge.Load() {
 			return rt.errTooLarge
 		}
 		return &clientBodyError{err: err}
@@ -160,14 +154,14 @@ func (b *requestBody) read(rt *routing) error {
 	b.prefix, b.whole, b.open = prefix, whole, !whole
 	if whole && len(prefix) == 0 {
 		// A chunked body with no bytes at all.
-		b.present, b.reader, b.length = false, http.NoBody, 0
+		b.present, b.length = false, 0
 		return nil
 	}
 	// Allocated here, not in the exchange: requests without a body
 	// (Track) do not pay for it.
 	sc := new(scanner)
 	sc.reset()
-	b.scan, b.res = sc, &sc.r
+	b.scan = sc
 	sc.feed(prefix)
 	if whole {
 		sc.finish()
@@ -180,13 +174,22 @@ func (b *requestBody) read(rt *routing) error {
 	return nil
 }
 
+// result is what the scanner found in the prefix.
+func (b *requestBody) result() *scanResult {
+	if b.scan == nil {
+		return &noBody
+	}
+	return &b.scan.r
+}
+
 // requestOption is the RequestOption of a legacy /rest/Rate body, "" when
 // the prefix has none.
 func (b *requestBody) requestOption() string {
-	if !b.res.requestOptionFound {
+	res := b.result()
+	if !res.requestOptionFound {
 		return ""
 	}
-	return string(b.res.requestOption.value(b.prefix))
+	return string(res.requestOption.value(b.prefix))
 }
 
 // edit cuts UPSSecurity out of the prefix and fills a missing shipper
@@ -198,7 +201,9 @@ func (b *requestBody) edit(rt *routing, r, pin *route, cl *client) {
 	if !b.present {
 		return
 	}
-	if edited := editBody(b.prefix, b.res, r); edited != nil {
+	// What is still due from the client, by its Content-Length.
+	due := b.length - int64(b.scan.off)
+	if edited := editBody(b.prefix, b.result(), r); edited != nil {
 		if b.length >= 0 {
 			b.length += int64(len(edited) - len(b.prefix))
 		}
@@ -212,19 +217,30 @@ func (b *requestBody) edit(rt *routing, r, pin *route, cl *client) {
 		// blocks.
 		b.length = int64(len(b.prefix))
 		b.mem.Reset(b.prefix)
-		b.reader = io.NopCloser(&b.mem)
 		return
 	}
 	// The rest is scanned as it streams: a fault cuts the request off
 	// before the refused bytes, so UPS never gets it whole.
-	rest := &scannedBody{rc: b.reader, body: b, left: -1, rt: rt, route: r, pin: pin, cl: cl}
+	rest := &scannedBody{rc: &b.client, body: b, left: -1, rt: rt, route: r, pin: pin, cl: cl}
 	b.scan.check = rest
-	if b.declared >= 0 {
-		rest.left = b.declared - int64(b.scan.off)
+	if due >= 0 {
+		rest.left = due
 	}
-	pb := &prefixBody{rest: rest}
-	pb.r.Reset(b.prefix)
-	b.reader = pb
+	b.rest = &prefixBody{rest: rest}
+	b.rest.r.Reset(b.prefix)
+}
+
+// upstream is the body the transport reads, and the length it declares.
+func (b *requestBody) upstream() (io.ReadCloser, int64) {
+	switch {
+	case !b.present:
+		// As the client sent it (nil, http.NoBody, or a chunked body
+		// found empty: length 0 sends none).
+		return b.client.rc, b.length
+	case b.whole:
+		return io.NopCloser(&b.mem), b.length
+	}
+	return b.rest, b.length
 }
 
 // streaming reports whether the transport reads the client's body itself,
@@ -248,7 +264,7 @@ func (b *requestBody) finished() bool { return b.client.done.Load() }
 // refused as it streamed (the transport aborted the upstream request
 // midway, so UPS got no complete request), else the upstream's.
 func (b *requestBody) sendError(rt *routing, r *route, err error) error {
-	if b.tooLarge.Load() {
+	if b.client.tooLarge.Load() {
 		return rt.errTooLarge
 	}
 	if be := b.client.failed.Load(); be != nil {

@@ -77,7 +77,7 @@ func (p *Proxy) forward(req *http.Request, tun *tunnel, conn readDeadliner) *htt
 	if err := x.body.read(rt); err != nil {
 		return x.fail(req, err)
 	}
-	r, err := rt.resolve(cl, pin, req.Header, x.body.prefix, x.body.res)
+	r, err := rt.resolve(cl, pin, req.Header, x.body.prefix, x.body.result())
 	if err != nil {
 		return x.fail(req, err)
 	}
@@ -290,7 +290,7 @@ func (p *Proxy) startExchange(method, path string) *exchange {
 // connection's settings (Close, RequestURI) stay the client's while the
 // upstream connection is pooled.
 func (x *exchange) outbound(req *http.Request, r *route, path string) *http.Request {
-	body, length := x.body.reader, x.body.length
+	body, length := x.body.upstream()
 	x.url = *req.URL
 	x.url.Scheme = r.scheme
 	x.url.Host = r.host

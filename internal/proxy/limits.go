@@ -108,17 +108,17 @@ type clientBody struct {
 	rc io.ReadCloser
 	// left is what may still be read of a body of unknown length; -1 when
 	// the length is known (net/http enforces it).
-	left     int64
-	exceeded *atomic.Bool
+	left int64
 
 	conn    readDeadliner // nil: no pacing (not served by a known connection)
-	grace   time.Duration
-	rate    int64
+	lim     *ConnLimits   // BodyTimeout and BodyMinRate
 	started time.Time
 	n       int64
 	// done: EOF seen, the connection's deadline is no longer the body's.
 	// Atomic: the tunnel reads it while the transport may still read.
 	done atomic.Bool
+	// tooLarge: the body grew past MaxRequestBody.
+	tooLarge atomic.Bool
 
 	// failed holds the first read error other than EOF and the limit;
 	// set by whichever goroutine reads (forward, or the transport).
@@ -131,7 +131,7 @@ func (b *clientBody) Read(p []byte) (int, error) {
 		var one [1]byte
 		n, err := b.read(one[:])
 		if n > 0 {
-			b.exceeded.Store(true)
+			b.tooLarge.Store(true)
 			return 0, errBodyTooLarge
 		}
 		return 0, err
@@ -153,7 +153,7 @@ func (b *clientBody) read(p []byte) (int, error) {
 			// the injected clock does not apply to them.
 			b.started = time.Now()
 		}
-		_ = b.conn.SetReadDeadline(b.started.Add(b.grace + time.Duration(b.n*int64(time.Second)/b.rate)))
+		_ = b.conn.SetReadDeadline(b.started.Add(b.lim.BodyTimeout + time.Duration(b.n*int64(time.Second)/b.lim.BodyMinRate)))
 	}
 	n, err := b.rc.Read(p)
 	b.n += int64(n)

@@ -198,11 +198,10 @@ func (p *Proxy) readOAuthForm(x *exchange, req *http.Request, rd readDeadliner) 
 	if req.ContentLength > maxOAuthForm {
 		return nil, tooLarge
 	}
-	x.body.client = clientBody{rc: req.Body, left: maxOAuthForm, exceeded: &x.body.tooLarge,
-		conn: rd, grace: p.limits.BodyTimeout, rate: p.limits.BodyMinRate}
+	x.body.client = clientBody{rc: req.Body, left: maxOAuthForm, conn: rd, lim: &p.limits}
 	b, err := io.ReadAll(&x.body.client)
 	switch {
-	case x.body.tooLarge.Load():
+	case x.body.client.tooLarge.Load():
 		return nil, tooLarge
 	case err != nil:
 		return nil, &clientBodyError{err: err}
