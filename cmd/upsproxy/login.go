@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
-	"github.com/upsproxy/upsproxy/internal/config"
 	"github.com/upsproxy/upsproxy/internal/login"
 	"github.com/upsproxy/upsproxy/internal/tokens"
 	"github.com/upsproxy/upsproxy/internal/ups"
@@ -76,7 +75,7 @@ func (c *cli) login(ctx context.Context, f loginFlags) error {
 	if err != nil {
 		return err
 	}
-	if car.Grant == config.GrantClientCredentials {
+	if car.Grant == ups.GrantClientCredentials {
 		return fmt.Errorf("carrier %q uses client_credentials: the proxy mints its tokens itself, no login needed", car.Name)
 	}
 	if f.timeout <= 0 {

@@ -159,7 +159,7 @@ func (e *env) pxPutToken(t *testing.T, carrier string, environment ups.Environme
 	t.Helper()
 	now := time.Now()
 	rec := vaultstore.Record{
-		Carrier: carrier, Environment: environment, Grant: vaultstore.GrantAuthorizationCode,
+		Carrier: carrier, Environment: environment, Grant: ups.GrantAuthorizationCode,
 		Token: ups.Token{
 			TokenType: "Bearer", AccessToken: "px-" + carrier + "-access-token", RefreshToken: "px-" + carrier + "-refresh-token",
 			Status: "approved", IssuedAt: now, ExpiresAt: now.Add(4 * time.Hour),

@@ -343,7 +343,7 @@ func (c *cli) checkTokens(ctx context.Context, now time.Time) checkReport {
 			continue
 		}
 		rep.Carriers++
-		if car.Grant == config.GrantClientCredentials {
+		if car.Grant == ups.GrantClientCredentials {
 			continue
 		}
 		var recp *vaultstore.Record
@@ -463,14 +463,14 @@ func (c *cli) tokenRefresh(ctx context.Context, carrierName, envName string) err
 	now := time.Now()
 	old, err := store.Get(ctx, car.Name, env)
 	switch {
-	case errors.Is(err, vaultstore.ErrNotFound) && car.Grant == config.GrantClientCredentials:
+	case errors.Is(err, vaultstore.ErrNotFound) && car.Grant == ups.GrantClientCredentials:
 		// Nothing minted yet: the refresh mints the first token.
 	case errors.Is(err, vaultstore.ErrNotFound):
 		return fmt.Errorf("no tokens stored for carrier %q (%s): run %s", car.Name, env, tokens.LoginCommand(car.Name, env))
 	case err != nil:
 		return fmt.Errorf("reading the tokens from Vault: %w", err)
 	}
-	if car.Grant != config.GrantClientCredentials {
+	if car.Grant != ups.GrantClientCredentials {
 		// Nothing UPS would honour: say so without asking it.
 		switch h := tokens.Assess(tokens.Subject{Carrier: car.Name, Environment: env, Grant: car.Grant}, &old, now, 0); h.State {
 		case tokens.StateRejected:
@@ -520,7 +520,7 @@ func (c *cli) tokenRefresh(ctx context.Context, carrierName, envName string) err
 	t := cur.Token
 	fmt.Fprintf(c.out, "Refreshed: carrier %q (%s), refresh count %d.\n", car.Name, env, t.RefreshCount)
 	fmt.Fprintf(c.out, "  access token expires   %s (was %s)\n", fmtTime(t.ExpiresAt), fmtTime(old.Token.ExpiresAt))
-	if car.Grant != config.GrantClientCredentials {
+	if car.Grant != ups.GrantClientCredentials {
 		fmt.Fprintf(c.out, "  refresh token expires  %s, in %s (was %s)\n", fmtTime(t.RefreshExpiresAt), expiresIn(t.RefreshExpiresAt, time.Now()), fmtTime(old.Token.RefreshExpiresAt))
 	}
 	if ctx.Err() != nil {

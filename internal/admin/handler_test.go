@@ -220,7 +220,7 @@ func TestStatusShowsBuildTimeAndCarriersWithoutTokenValues(t *testing.T) {
 		refreshToken = "refresh-secret-value-1234567890"
 	)
 	rec := vaultstore.Record{
-		Carrier: "main", Environment: ups.Production, Grant: vaultstore.GrantAuthorizationCode,
+		Carrier: "main", Environment: ups.Production, Grant: ups.GrantAuthorizationCode,
 		Token: ups.Token{
 			TokenType: "Bearer", AccessToken: accessToken, RefreshToken: refreshToken,
 			Scope: "", ClientID: "client-id", Status: "approved", RefreshTokenStatus: "approved",

@@ -8,12 +8,6 @@ import (
 	"github.com/upsproxy/upsproxy/internal/ups"
 )
 
-// OAuth grants a carrier can use.
-const (
-	GrantAuthorizationCode = "authorization_code"
-	GrantClientCredentials = "client_credentials"
-)
-
 // Carrier is one UPS application (client ID) in one environment, with the
 // shipper accounts it bills.
 type Carrier struct {
@@ -24,7 +18,7 @@ type Carrier struct {
 	Inactive bool
 	// Default carriers serve requests no other rule resolved.
 	Default bool
-	// Grant is GrantAuthorizationCode or GrantClientCredentials.
+	// Grant is ups.GrantAuthorizationCode or ups.GrantClientCredentials.
 	Grant    string
 	ClientID string
 	// ClientSecret may be unset for authorization_code (PKCE); it may be a
@@ -102,7 +96,7 @@ func (r *rawCarrier) build(bd *builder) (Carrier, hcl.Diagnostics) {
 		Name:              r.Name,
 		Inactive:          r.Inactive,
 		Default:           r.Default,
-		Grant:             GrantAuthorizationCode,
+		Grant:             ups.GrantAuthorizationCode,
 		MerchantID:        r.MerchantID,
 		Scope:             r.Scope,
 		FillShipperNumber: r.FillShipperNumber,
@@ -137,11 +131,11 @@ func (r *rawCarrier) build(bd *builder) (Carrier, hcl.Diagnostics) {
 		out.Grant = "" // unknown: skip the checks that depend on it
 	} else if r.Grant != nil {
 		switch *r.Grant {
-		case GrantAuthorizationCode, GrantClientCredentials:
+		case ups.GrantAuthorizationCode, ups.GrantClientCredentials:
 			out.Grant = *r.Grant
 		default:
 			diags = append(diags, b.errorf("grant", "Invalid grant",
-				"grant must be %q or %q, not %q.", GrantAuthorizationCode, GrantClientCredentials, *r.Grant))
+				"grant must be %q or %q, not %q.", ups.GrantAuthorizationCode, ups.GrantClientCredentials, *r.Grant))
 			out.Grant = ""
 		}
 	}
@@ -159,7 +153,7 @@ func (r *rawCarrier) build(bd *builder) (Carrier, hcl.Diagnostics) {
 	secret, sdiags := bd.secret(b, "client_secret", r.ClientSecret)
 	diags = append(diags, sdiags...)
 	out.ClientSecret = secret
-	if out.Grant == GrantClientCredentials && !secret.IsSet() && !sdiags.HasErrors() {
+	if out.Grant == ups.GrantClientCredentials && !secret.IsSet() && !sdiags.HasErrors() {
 		if b.attr("client_secret") != nil {
 			diags = append(diags, b.errorf("client_secret", "Missing client secret",
 				"The client_credentials grant needs a client secret, and this one is empty."))
@@ -169,7 +163,7 @@ func (r *rawCarrier) build(bd *builder) (Carrier, hcl.Diagnostics) {
 	}
 
 	switch {
-	case b.absent("redirect_uri", r.RedirectURI != nil) && out.Grant == GrantAuthorizationCode:
+	case b.absent("redirect_uri", r.RedirectURI != nil) && out.Grant == ups.GrantAuthorizationCode:
 		diags = append(diags, b.missing("redirect_uri",
 			"the authorization_code grant needs the redirect URI registered with the UPS application"))
 	case b.given("redirect_uri", r.RedirectURI != nil):

@@ -103,7 +103,7 @@ carrier "main" {
 	if !ok {
 		t.Fatal("carrier main not found")
 	}
-	if c.Grant != GrantAuthorizationCode || c.Inactive || c.Default || c.ClientSecret.IsSet() || !isPKCE(c) {
+	if c.Grant != ups.GrantAuthorizationCode || c.Inactive || c.Default || c.ClientSecret.IsSet() || !isPKCE(c) {
 		t.Errorf("carrier defaults wrong: %+v", c)
 	}
 	if _, ok := defaultCarrier(cfg); ok {
@@ -210,7 +210,7 @@ func TestTheFullFixtureDecodesEveryKeyIntoTypedFields(t *testing.T) {
 		t.Fatalf("default carrier = %+v", main)
 	}
 	wantMain := Carrier{
-		Name: "main", Environment: ups.Production, Default: true, Grant: GrantAuthorizationCode,
+		Name: "main", Environment: ups.Production, Default: true, Grant: ups.GrantAuthorizationCode,
 		ClientID: "main-client-id", ClientSecret: Secret{Value: testClientSecret},
 		RedirectURI: "https://127.0.0.1/upscallback", MerchantID: "W599Y7", Scope: "read",
 		FillShipperNumber: true,
@@ -232,7 +232,7 @@ func TestTheFullFixtureDecodesEveryKeyIntoTypedFields(t *testing.T) {
 	}
 
 	cie, _ := cfg.Carrier("cie")
-	if cie.Environment != ups.Test || !cie.Inactive || cie.Grant != GrantClientCredentials || cie.ClientSecret.Value != "ups-secret-from-file" || isPKCE(cie) {
+	if cie.Environment != ups.Test || !cie.Inactive || cie.Grant != ups.GrantClientCredentials || cie.ClientSecret.Value != "ups-secret-from-file" || isPKCE(cie) {
 		t.Errorf("carrier cie = %+v (secret %q)", cie, cie.ClientSecret.Value)
 	}
 	vaulted, _ := cfg.Carrier("vaulted")
@@ -523,5 +523,5 @@ func carrierForShipper(cfg *Config, number string) (*Carrier, bool) {
 // isPKCE reports whether the carrier logs in as a public client: the
 // authorization-code grant without a client secret.
 func isPKCE(c *Carrier) bool {
-	return c.Grant == GrantAuthorizationCode && !c.ClientSecret.IsSet()
+	return c.Grant == ups.GrantAuthorizationCode && !c.ClientSecret.IsSet()
 }

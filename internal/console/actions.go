@@ -93,7 +93,7 @@ func (c *Console) carrierPage(w http.ResponseWriter, r *http.Request) {
 // showCarrier renders the carrier page, with the outcome of an action.
 func (c *Console) showCarrier(w http.ResponseWriter, r *http.Request, s session, car Carrier, status int, notice, problem string) {
 	rows := c.rows(r.Context(), []Carrier{car})
-	if car.OAuth != nil && car.Grant != tokens.GrantClientCredentials {
+	if car.OAuth != nil && car.Grant != ups.GrantClientCredentials {
 		w.Header().Set("Content-Security-Policy", c.csp(true))
 	}
 	_, pending := r.Cookie(pendingCookie(car.Name, string(car.Environment)))
@@ -159,7 +159,7 @@ func (c *Console) startLogin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) canLogin(w http.ResponseWriter, r *http.Request, s session, car Carrier) bool {
-	if car.Grant == tokens.GrantClientCredentials || car.OAuth == nil {
+	if car.Grant == ups.GrantClientCredentials || car.OAuth == nil {
 		c.showCarrier(w, r, s, car, http.StatusBadRequest, "",
 			"This carrier uses client credentials: the proxy gets its tokens by itself, no UPS login is needed.")
 		return false
@@ -212,7 +212,7 @@ func (c *Console) finish(w http.ResponseWriter, r *http.Request, st loginState, 
 		return
 	}
 	u, ok := c.user(st.User)
-	if !ok || !known || car.OAuth == nil || car.Grant == tokens.GrantClientCredentials {
+	if !ok || !known || car.OAuth == nil || car.Grant == ups.GrantClientCredentials {
 		c.log.Warn("console: UPS login refused: user or carrier no longer configured", fields...)
 		c.problem(w, r, http.StatusBadRequest, "Login refused",
 			"The user or carrier of this login is no longer in the configuration, so nothing was changed.")

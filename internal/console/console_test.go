@@ -120,10 +120,10 @@ func (r *rig) oauth(id, sec, redirect string) *ups.Client {
 func (r *rig) carriers() []console.Carrier {
 	cb := publicURL + "/callback"
 	return []console.Carrier{
-		{Name: "main", Environment: ups.Test, Grant: tokens.GrantAuthorizationCode, RedirectURI: cb, OAuth: r.oauth(secretID, secret, cb)},
-		{Name: "pub", Environment: ups.Test, Grant: tokens.GrantAuthorizationCode, RedirectURI: cb, OAuth: r.oauth(publicID, "", cb)},
-		{Name: "paste", Environment: ups.Test, Grant: tokens.GrantAuthorizationCode, RedirectURI: pasteURI, OAuth: r.oauth(secretID, secret, pasteURI)},
-		{Name: "machine", Environment: ups.Test, Grant: tokens.GrantClientCredentials, OAuth: r.oauth(secretID, secret, "")},
+		{Name: "main", Environment: ups.Test, Grant: ups.GrantAuthorizationCode, RedirectURI: cb, OAuth: r.oauth(secretID, secret, cb)},
+		{Name: "pub", Environment: ups.Test, Grant: ups.GrantAuthorizationCode, RedirectURI: cb, OAuth: r.oauth(publicID, "", cb)},
+		{Name: "paste", Environment: ups.Test, Grant: ups.GrantAuthorizationCode, RedirectURI: pasteURI, OAuth: r.oauth(secretID, secret, pasteURI)},
+		{Name: "machine", Environment: ups.Test, Grant: ups.GrantClientCredentials, OAuth: r.oauth(secretID, secret, "")},
 	}
 }
 
@@ -313,7 +313,7 @@ func (r *rig) seed(carrier string, refreshLeft time.Duration) vaultstore.Record 
 	}
 	tok.RefreshExpiresAt = r.clock.Now().Add(refreshLeft)
 	svc, _ := login.New(login.Options{Store: r.store, Clock: r.clock.Now})
-	if err := svc.Save(context.Background(), login.Target{Carrier: carrier, Environment: ups.Test, Grant: tokens.GrantAuthorizationCode}, tok, "login"); err != nil {
+	if err := svc.Save(context.Background(), login.Target{Carrier: carrier, Environment: ups.Test, Grant: ups.GrantAuthorizationCode}, tok, "login"); err != nil {
 		r.t.Fatal(err)
 	}
 	r.secretOf(tok.AccessToken, tok.RefreshToken)

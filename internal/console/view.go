@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/upsproxy/upsproxy/internal/tokens"
+	"github.com/upsproxy/upsproxy/internal/ups"
 	"github.com/upsproxy/upsproxy/internal/vaultstore"
 )
 
@@ -79,7 +80,7 @@ func (c *Console) rows(ctx context.Context, cars []Carrier) []row {
 	for _, car := range cars {
 		r := row{Carrier: car.Name, Environment: string(car.Environment), Grant: car.Grant, Active: !car.Inactive,
 			RedirectURI: car.RedirectURI, Path: c.base + "/carriers/" + car.Name + "/" + string(car.Environment), DaysLeft: "–"}
-		r.CanLogin = car.Grant != tokens.GrantClientCredentials && car.OAuth != nil
+		r.CanLogin = car.Grant != ups.GrantClientCredentials && car.OAuth != nil
 		r.RedirectToConsole = car.RedirectURI == c.callbackURL()
 		rec, err := c.opts.Store.Get(ctx, car.Name, car.Environment)
 		var recp *vaultstore.Record

@@ -47,7 +47,7 @@ func TestLogin_AuthorizeCompleteReplaceAndDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	target := login.Target{Carrier: "main", Environment: ups.Test, Grant: vaultstore.GrantAuthorizationCode}
+	target := login.Target{Carrier: "main", Environment: ups.Test, Grant: ups.GrantAuthorizationCode}
 	for i, tc := range []struct {
 		id, secret string
 		pkce       bool

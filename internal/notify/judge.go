@@ -4,7 +4,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/upsproxy/upsproxy/internal/tokens"
+	"github.com/upsproxy/upsproxy/internal/ups"
 	"github.com/upsproxy/upsproxy/internal/vaultstore"
 )
 
@@ -102,7 +102,7 @@ func judge(f Facts, now time.Time, p Policy) []finding {
 		widest = at[len(at)-1]
 	}
 	var out []finding
-	if f.Grant != tokens.GrantClientCredentials {
+	if f.Grant != ups.GrantClientCredentials {
 		switch assess(f, now, widest) {
 		case healthRejected:
 			out = append(out, finding{kind: Rejected})

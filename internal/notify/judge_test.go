@@ -5,13 +5,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/upsproxy/upsproxy/internal/vaultstore"
+	"github.com/upsproxy/upsproxy/internal/ups"
 )
 
 func TestJudge(t *testing.T) {
 	now := testNow
 	p := Policy{NotifyAt: []time.Duration{24 * time.Hour, 168 * time.Hour, 72 * time.Hour}, FailingAfter: time.Hour}
-	ok := Facts{Active: true, LoggedIn: true, Grant: vaultstore.GrantAuthorizationCode, RefreshIssuedAt: now.Add(-50 * 24 * time.Hour),
+	ok := Facts{Active: true, LoggedIn: true, Grant: ups.GrantAuthorizationCode, RefreshIssuedAt: now.Add(-50 * 24 * time.Hour),
 		RefreshExpiresAt: now.Add(10 * 24 * time.Hour), AccessIssuedAt: now.Add(-time.Hour)}
 	with := func(edit func(*Facts)) Facts { f := ok; edit(&f); return f }
 	for _, c := range []struct {
@@ -29,7 +29,7 @@ func TestJudge(t *testing.T) {
 		{"rejected beats expiring", with(func(f *Facts) { f.RefreshExpiresAt = now.Add(time.Hour); f.Rejected = true }), "[rejected/]"},
 		{"inactive", with(func(f *Facts) { f.Active = false; f.Rejected = true }), "[]"},
 		{"not logged in", Facts{Active: true}, "[]"},
-		{"client credentials never expire", with(func(f *Facts) { f.Grant = vaultstore.GrantClientCredentials; f.RefreshExpiresAt = now }), "[]"},
+		{"client credentials never expire", with(func(f *Facts) { f.Grant = ups.GrantClientCredentials; f.RefreshExpiresAt = now }), "[]"},
 		{"failing for 59 minutes", with(func(f *Facts) { f.FailingSince = now.Add(-59 * time.Minute) }), "[]"},
 		{"failing for an hour", with(func(f *Facts) { f.FailingSince = now.Add(-time.Hour) }), "[failing/" + ok.AccessIssuedAt.Format(time.RFC3339Nano) + "]"},
 		{"failing while rejected says only rejected", with(func(f *Facts) { f.FailingSince = now.Add(-2 * time.Hour); f.Rejected = true }), "[rejected/]"},

@@ -65,7 +65,7 @@ func (r *rig) newLogin(refreshLife time.Duration) {
 	now := r.clock.Now()
 	rec, err := r.store.Get(context.Background(), "main", ups.Test)
 	if err != nil {
-		rec = vaultstore.Record{Carrier: "main", Environment: ups.Test, Grant: vaultstore.GrantAuthorizationCode}
+		rec = vaultstore.Record{Carrier: "main", Environment: ups.Test, Grant: ups.GrantAuthorizationCode}
 	}
 	rec.Token = ups.Token{AccessToken: "at", RefreshToken: "rt", IssuedAt: now, ExpiresAt: now.Add(4 * time.Hour),
 		RefreshIssuedAt: now, RefreshExpiresAt: now.Add(refreshLife)}
@@ -103,7 +103,7 @@ func (r *rig) start(name string, log *zap.Logger, mod func(*Options)) *replica {
 	}
 	o := Options{
 		Tokens: r.store, Ledger: r.store, Routes: r.channels(),
-		Carriers: []Carrier{{Name: "main", Environment: ups.Test, Grant: vaultstore.GrantAuthorizationCode},
+		Carriers: []Carrier{{Name: "main", Environment: ups.Test, Grant: ups.GrantAuthorizationCode},
 			{Name: "old", Environment: ups.Test, Inactive: true}},
 		Policy: Policy{NotifyAt: []time.Duration{168 * time.Hour, 72 * time.Hour, 24 * time.Hour}, FailingAfter: time.Hour},
 		Holder: name, Logger: log, Clock: r.clock.Now,

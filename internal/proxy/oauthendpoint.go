@@ -152,7 +152,7 @@ func (p *Proxy) serveOAuth(x *exchange, req *http.Request, rt *routing, rd readD
 		return x.fail(req, oauthBadRequest("Missing grant_type"))
 	case strings.EqualFold(path, oauthRefreshPath) && grant != "refresh_token":
 		return x.fail(req, oauthBadRequest("Invalid grant_type: expected refresh_token"))
-	case grant != "client_credentials" && grant != "authorization_code" && grant != "refresh_token":
+	case grant != ups.GrantClientCredentials && grant != ups.GrantAuthorizationCode && grant != "refresh_token":
 		return x.fail(req, oauthBadRequest("Unsupported grant_type"))
 	}
 
@@ -164,9 +164,9 @@ func (p *Proxy) serveOAuth(x *exchange, req *http.Request, rt *routing, rd readD
 	now := p.now()
 	claims := clienttoken.Claims{Authenticated: id.cl != nil, Client: id.name}
 	switch grant {
-	case "client_credentials":
+	case ups.GrantClientCredentials:
 		claims.Carrier, err = rt.oauthCarrier(id, req.Header)
-	case "authorization_code":
+	case ups.GrantAuthorizationCode:
 		claims.Carrier, err = rt.redeemCode(id, req.Header, form, signer, now)
 	case "refresh_token":
 		claims.Carrier, err = rt.redeemRefresh(id, form.Get("refresh_token"), signer, now)
@@ -174,7 +174,7 @@ func (p *Proxy) serveOAuth(x *exchange, req *http.Request, rt *routing, rd readD
 	if err != nil {
 		return x.fail(req, err)
 	}
-	body, err := issuePair(signer, claims, grant != "client_credentials", form.Get("scope"), now)
+	body, err := issuePair(signer, claims, grant != ups.GrantClientCredentials, form.Get("scope"), now)
 	if err != nil {
 		p.log.Error("issue client token", zap.Error(err))
 		return x.fail(req, err)

@@ -21,12 +21,6 @@ import (
 	"github.com/upsproxy/upsproxy/internal/vaultstore"
 )
 
-// Grants a carrier can use.
-const (
-	GrantAuthorizationCode = vaultstore.GrantAuthorizationCode
-	GrantClientCredentials = vaultstore.GrantClientCredentials
-)
-
 // Store is the persistent token store (Vault KV v2 in production).
 type Store interface {
 	Get(ctx context.Context, carrier string, env ups.Environment) (vaultstore.Record, error)
@@ -254,7 +248,7 @@ func (b *Broker) Update(carriers []Carrier) error {
 			return fmt.Errorf("tokens: carrier %q (%s) has no OAuth client", c.Name, c.Environment)
 		}
 		if c.Grant == "" {
-			c.Grant = GrantAuthorizationCode
+			c.Grant = ups.GrantAuthorizationCode
 		}
 		e := old[k]
 		if e == nil {
@@ -266,7 +260,7 @@ func (b *Broker) Update(carriers []Carrier) error {
 	for _, c := range carriers {
 		c := c
 		if c.Grant == "" {
-			c.Grant = GrantAuthorizationCode
+			c.Grant = ups.GrantAuthorizationCode
 		}
 		next[key{c.Name, c.Environment}].carrier.Store(&c)
 	}
@@ -576,12 +570,12 @@ func (b *Broker) renewShared(e *entry, due func(*state) bool) (*state, error) {
 		rec, err := b.read(e)
 		switch {
 		case errors.Is(err, ErrNotLoggedIn):
-			if e.car().Grant != GrantClientCredentials {
+			if e.car().Grant != ups.GrantClientCredentials {
 				s := b.newState(vaultstore.Record{Carrier: e.car().Name, Environment: e.car().Environment}, false, ErrNotLoggedIn, "")
 				e.cur.Store(s)
 				return nil, ErrNotLoggedIn
 			}
-			rec = vaultstore.Record{Carrier: e.car().Name, Environment: e.car().Environment, Grant: GrantClientCredentials}
+			rec = vaultstore.Record{Carrier: e.car().Name, Environment: e.car().Environment, Grant: ups.GrantClientCredentials}
 		case err != nil:
 			if b.usable(cur) {
 				return cur, err // Vault is away; the token in memory still works
@@ -704,7 +698,7 @@ func (b *Broker) refresh(e *entry, cur *state, v int, forced bool, log *zap.Logg
 		tok ups.Token
 		err error
 	)
-	if c.Grant == GrantClientCredentials {
+	if c.Grant == ups.GrantClientCredentials {
 		tok, err = c.OAuth.ClientCredentials(ctx)
 	} else {
 		if exp := cur.rec.Token.RefreshExpiresAt; !exp.IsZero() && !b.now().Before(exp) {
@@ -723,7 +717,7 @@ func (b *Broker) refresh(e *entry, cur *state, v int, forced bool, log *zap.Logg
 		tok, err = c.OAuth.Refresh(ctx, cur.rec.Token.RefreshToken)
 	}
 	if err != nil {
-		if tok.RefreshToken != "" && tok.RefreshToken != cur.rec.Token.RefreshToken && c.Grant != GrantClientCredentials {
+		if tok.RefreshToken != "" && tok.RefreshToken != cur.rec.Token.RefreshToken && c.Grant != ups.GrantClientCredentials {
 			b.salvage(e, cur, v, tok, log)
 		}
 		return b.refreshFailed(e, cur, v, err, log)
@@ -731,7 +725,7 @@ func (b *Broker) refresh(e *entry, cur *state, v int, forced bool, log *zap.Logg
 
 	rec := cur.rec
 	rec.Carrier, rec.Environment, rec.Grant = c.Name, c.Environment, c.Grant
-	if tok.RefreshToken == "" && c.Grant != GrantClientCredentials {
+	if tok.RefreshToken == "" && c.Grant != ups.GrantClientCredentials {
 		// UPS always rotates; should it ever not, the old one stays valid.
 		tok.RefreshToken = cur.rec.Token.RefreshToken
 		tok.RefreshExpiresAt = cur.rec.Token.RefreshExpiresAt
@@ -784,7 +778,7 @@ func (b *Broker) salvage(e *entry, cur *state, v int, tok ups.Token, log *zap.Lo
 func (b *Broker) refreshFailed(e *entry, cur *state, v int, err error, log *zap.Logger) (*state, error) {
 	c := *e.car()
 	var uerr *ups.Error
-	if errors.As(err, &uerr) && uerr.InvalidGrant() && c.Grant != GrantClientCredentials {
+	if errors.As(err, &uerr) && uerr.InvalidGrant() && c.Grant != ups.GrantClientCredentials {
 		// Another replica, or an admin's login, may have stored a newer
 		// pair: that is no cause for alarm.
 		if s, ok := b.adoptNewer(e, cur); ok {

@@ -94,7 +94,7 @@ func (r *rig) login() vaultstore.Record {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	rec := vaultstore.Record{Carrier: "main", Environment: ups.Test, Grant: GrantAuthorizationCode, Token: tok, UpdatedBy: "login"}
+	rec := vaultstore.Record{Carrier: "main", Environment: ups.Test, Grant: ups.GrantAuthorizationCode, Token: tok, UpdatedBy: "login"}
 	cur, err := r.store.Get(context.Background(), "main", ups.Test)
 	if err == nil {
 		rec.Version = cur.Version
@@ -125,7 +125,7 @@ func (r *rig) broker(log *zap.Logger, grant string) *Broker {
 func TestBroker_FreshTokenComesFromMemoryWithoutTouchingUPS(t *testing.T) {
 	r := newRig(t)
 	rec := r.login()
-	b := r.broker(nil, GrantAuthorizationCode)
+	b := r.broker(nil, ups.GrantAuthorizationCode)
 	for i := 0; i < 3; i++ {
 		tok, err := b.Token(context.Background(), "main", ups.Test)
 		if err != nil || tok != rec.Token.AccessToken {
@@ -140,7 +140,7 @@ func TestBroker_FreshTokenComesFromMemoryWithoutTouchingUPS(t *testing.T) {
 func TestBroker_ExpiredAccessTokenIsRefreshedOnceForManyWaitersAndStoredInVault(t *testing.T) {
 	r := newRig(t)
 	old := r.login()
-	b := r.broker(nil, GrantAuthorizationCode)
+	b := r.broker(nil, ups.GrantAuthorizationCode)
 	r.clock.Advance(4*time.Hour + time.Second)
 
 	var wg sync.WaitGroup
@@ -177,7 +177,7 @@ func TestBroker_ExpiredAccessTokenIsRefreshedOnceForManyWaitersAndStoredInVault(
 func TestBroker_ExpiredRefreshTokenIsNeverSentAndGivesRefreshExpiredError(t *testing.T) {
 	r := newRig(t)
 	rec := r.login()
-	b := r.broker(nil, GrantAuthorizationCode)
+	b := r.broker(nil, ups.GrantAuthorizationCode)
 	r.clock.Advance(61 * 24 * time.Hour)
 	_, err := b.Token(context.Background(), "main", ups.Test)
 	var rerr *RefreshExpiredError
@@ -192,7 +192,7 @@ func TestBroker_ExpiredRefreshTokenIsNeverSentAndGivesRefreshExpiredError(t *tes
 func TestBroker_RejectedRefreshTokenIsMarkedInVaultSoOtherReplicasStopAtOnce(t *testing.T) {
 	r := newRig(t)
 	r.login()
-	a := r.broker(nil, GrantAuthorizationCode)
+	a := r.broker(nil, ups.GrantAuthorizationCode)
 	r.clock.Advance(5 * time.Hour)
 	r.sim.RejectRefreshTokens()
 	_, err := a.Token(context.Background(), "main", ups.Test)
@@ -204,7 +204,7 @@ func TestBroker_RejectedRefreshTokenIsMarkedInVaultSoOtherReplicasStopAtOnce(t *
 	if !stored.Rejected {
 		t.Fatal("record not marked rejected")
 	}
-	b := r.broker(nil, GrantAuthorizationCode)
+	b := r.broker(nil, ups.GrantAuthorizationCode)
 	if _, err := b.Token(context.Background(), "main", ups.Test); !errors.As(err, &rerr) {
 		t.Fatalf("second replica got %v", err)
 	}
@@ -216,8 +216,8 @@ func TestBroker_RejectedRefreshTokenIsMarkedInVaultSoOtherReplicasStopAtOnce(t *
 func TestBroker_ReplicaThatLostTheRaceUsesTheWinnersPairWithoutMarkingRejected(t *testing.T) {
 	r := newRig(t)
 	r.login()
-	a := r.broker(nil, GrantAuthorizationCode)
-	b := r.broker(nil, GrantAuthorizationCode)
+	a := r.broker(nil, ups.GrantAuthorizationCode)
+	b := r.broker(nil, ups.GrantAuthorizationCode)
 	// Both replicas hold the original pair in memory.
 	for _, br := range []*Broker{a, b} {
 		if _, err := br.Token(context.Background(), "main", ups.Test); err != nil {
@@ -247,7 +247,7 @@ func TestBroker_ReplicaThatLostTheRaceUsesTheWinnersPairWithoutMarkingRejected(t
 func TestBroker_TransientTokenEndpointFaultsKeepTheOldTokenThenGiveRefreshFailed(t *testing.T) {
 	r := newRig(t)
 	rec := r.login()
-	b := r.broker(nil, GrantAuthorizationCode)
+	b := r.broker(nil, ups.GrantAuthorizationCode)
 	for _, f := range []upssim.Fault{
 		{Endpoint: "refresh", Status: 503, Body: "<html>Service Unavailable</html>", ContentType: "text/html"},
 		{Endpoint: "refresh", Status: 429, Body: `{"response":{"errors":[{"code":"10429","message":"Too Many Requests"}]}}`, ContentType: "application/json"},
@@ -299,7 +299,7 @@ func TestBroker_NewPairIsKeptInMemoryWhenVaultFailsAfterUPSAnsweredAndStoredWhen
 	core, logs := observer.New(zapcore.InfoLevel)
 	b, err := New(Options{
 		Store:    &sealingStore{Store: r.store, t: t, vault: r.vault},
-		Carriers: []Carrier{{Name: "main", Environment: ups.Test, Grant: GrantAuthorizationCode, OAuth: r.oauth}},
+		Carriers: []Carrier{{Name: "main", Environment: ups.Test, Grant: ups.GrantAuthorizationCode, OAuth: r.oauth}},
 		Logger:   zap.New(core), Clock: r.clock.Now, Holder: "test",
 	})
 	if err != nil {
@@ -336,7 +336,7 @@ func TestBroker_NewPairIsKeptInMemoryWhenVaultFailsAfterUPSAnsweredAndStoredWhen
 func TestBroker_SealedVaultServesTheValidTokenInMemoryAndStoreUnavailableOnceItExpires(t *testing.T) {
 	r := newRig(t)
 	rec := r.login()
-	b := r.broker(nil, GrantAuthorizationCode)
+	b := r.broker(nil, ups.GrantAuthorizationCode)
 	if _, err := b.Token(context.Background(), "main", ups.Test); err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +356,7 @@ func TestBroker_SealedVaultServesTheValidTokenInMemoryAndStoreUnavailableOnceItE
 
 func TestBroker_NotLoggedInCarrier(t *testing.T) {
 	r := newRig(t)
-	b := r.broker(nil, GrantAuthorizationCode)
+	b := r.broker(nil, ups.GrantAuthorizationCode)
 	if _, err := b.Token(context.Background(), "main", ups.Test); !errors.Is(err, ErrNotLoggedIn) {
 		t.Fatalf("got %v", err)
 	}
@@ -367,13 +367,13 @@ func TestBroker_NotLoggedInCarrier(t *testing.T) {
 
 func TestBroker_ClientCredentialsCarrierMintsItsOwnTokenWithoutLogin(t *testing.T) {
 	r := newRig(t)
-	b := r.broker(nil, GrantClientCredentials)
+	b := r.broker(nil, ups.GrantClientCredentials)
 	tok, err := b.Token(context.Background(), "main", ups.Test)
 	if err != nil || tok == "" {
 		t.Fatalf("got %v", err)
 	}
 	stored, err := r.store.Get(context.Background(), "main", ups.Test)
-	if err != nil || stored.Token.AccessToken != tok || stored.Grant != GrantClientCredentials {
+	if err != nil || stored.Token.AccessToken != tok || stored.Grant != ups.GrantClientCredentials {
 		t.Fatalf("not stored: %v", err)
 	}
 	r.clock.Advance(4*time.Hour + time.Second)
@@ -390,7 +390,7 @@ func TestBroker_RemindersWarnWithinTheWindowAndErrorOnceExpired(t *testing.T) {
 	r := newRig(t)
 	rec := r.login()
 	core, logs := observer.New(zapcore.InfoLevel)
-	b := r.broker(zap.New(core), GrantAuthorizationCode)
+	b := r.broker(zap.New(core), ups.GrantAuthorizationCode)
 
 	b.RemindOnce(7 * 24 * time.Hour)
 	if logs.Len() != 0 {
@@ -416,7 +416,7 @@ func TestBroker_RemindersWarnWithinTheWindowAndErrorOnceExpired(t *testing.T) {
 func TestBroker_InvalidatedTokenIsRenewedOnceEvenThoughVaultStillHoldsIt(t *testing.T) {
 	r := newRig(t)
 	rec := r.login()
-	b := r.broker(nil, GrantAuthorizationCode)
+	b := r.broker(nil, ups.GrantAuthorizationCode)
 	tok, err := b.Token(context.Background(), "main", ups.Test)
 	if err != nil || tok != rec.Token.AccessToken {
 		t.Fatal(err)
@@ -447,7 +447,7 @@ func TestBroker_SlowTokenEndpointTimesOutAsRefreshFailedNotExpired(t *testing.T)
 	rec := r.login()
 	b, err := New(Options{
 		Store:    r.store,
-		Carriers: []Carrier{{Name: "main", Environment: ups.Test, Grant: GrantAuthorizationCode, OAuth: r.oauth}},
+		Carriers: []Carrier{{Name: "main", Environment: ups.Test, Grant: ups.GrantAuthorizationCode, OAuth: r.oauth}},
 		Clock:    r.clock.Now, Holder: "test", OAuthTimeout: 300 * time.Millisecond,
 	})
 	if err != nil {

@@ -46,7 +46,7 @@ func (s State) NeedsLogin() bool {
 type Subject struct {
 	Carrier     string
 	Environment ups.Environment
-	// Grant is GrantAuthorizationCode or GrantClientCredentials; "" means
+	// Grant is ups.GrantAuthorizationCode or ups.GrantClientCredentials; "" means
 	// the stored record's, else authorization code.
 	Grant string
 	// Inactive: the carrier is configured inactive (its requests are
@@ -114,10 +114,10 @@ func Assess(sub Subject, rec *vaultstore.Record, now time.Time, warnBefore time.
 		h.Grant = rec.Grant
 	}
 	if h.Grant == "" {
-		h.Grant = GrantAuthorizationCode
+		h.Grant = ups.GrantAuthorizationCode
 	}
 	login := LoginCommand(sub.Carrier, sub.Environment)
-	if h.Grant == GrantClientCredentials {
+	if h.Grant == ups.GrantClientCredentials {
 		// No refresh token, no login: the proxy mints access tokens itself.
 		h.State, h.Serving = StateNotFetched, true
 		if rec != nil {

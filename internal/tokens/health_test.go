@@ -14,7 +14,7 @@ func TestAssess_OneVerdictForEveryCaseOnTheFakeClock(t *testing.T) {
 	now := clock.Now()
 	week := 7 * 24 * time.Hour
 	pair := func(accessLeft, refreshLeft time.Duration) *vaultstore.Record {
-		return &vaultstore.Record{Carrier: "main", Environment: ups.Test, Grant: GrantAuthorizationCode, Token: ups.Token{
+		return &vaultstore.Record{Carrier: "main", Environment: ups.Test, Grant: ups.GrantAuthorizationCode, Token: ups.Token{
 			AccessToken: "a", RefreshToken: "r", IssuedAt: now.Add(-time.Hour),
 			ExpiresAt: now.Add(accessLeft), RefreshExpiresAt: now.Add(refreshLeft),
 		}}
@@ -23,8 +23,8 @@ func TestAssess_OneVerdictForEveryCaseOnTheFakeClock(t *testing.T) {
 	rejected.Rejected, rejected.RejectedAt = true, now.Add(-time.Minute)
 	unknownExpiry := pair(time.Hour, 0)
 	unknownExpiry.Token.RefreshExpiresAt = time.Time{}
-	main := Subject{Carrier: "main", Environment: ups.Test, Grant: GrantAuthorizationCode}
-	cc := Subject{Carrier: "cc", Environment: ups.Production, Grant: GrantClientCredentials}
+	main := Subject{Carrier: "main", Environment: ups.Test, Grant: ups.GrantAuthorizationCode}
+	cc := Subject{Carrier: "cc", Environment: ups.Production, Grant: ups.GrantClientCredentials}
 	intp := func(i int) *int { return &i }
 
 	cases := []struct {
@@ -49,9 +49,9 @@ func TestAssess_OneVerdictForEveryCaseOnTheFakeClock(t *testing.T) {
 		{"nothing stored", main, nil, StateNotLoggedIn, false, nil, true, true, false},
 		{"an empty record", main, &vaultstore.Record{Carrier: "main", Environment: ups.Test}, StateNotLoggedIn, false, nil, true, true, false},
 		{"client credentials, never minted", cc, nil, StateNotFetched, true, nil, false, false, false},
-		{"client credentials, minted", cc, &vaultstore.Record{Grant: GrantClientCredentials, Token: ups.Token{AccessToken: "a", ExpiresAt: now.Add(time.Hour)}}, StateOK, true, nil, false, false, false},
+		{"client credentials, minted", cc, &vaultstore.Record{Grant: ups.GrantClientCredentials, Token: ups.Token{AccessToken: "a", ExpiresAt: now.Add(time.Hour)}}, StateOK, true, nil, false, false, false},
 		{"the record's grant when the subject names none", Subject{Carrier: "cc", Environment: ups.Production},
-			&vaultstore.Record{Grant: GrantClientCredentials, Token: ups.Token{AccessToken: "a"}}, StateOK, true, nil, false, false, false},
+			&vaultstore.Record{Grant: ups.GrantClientCredentials, Token: ups.Token{AccessToken: "a"}}, StateOK, true, nil, false, false, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -40,7 +40,7 @@ func Describe(rec vaultstore.Record, now time.Time) Info {
 	}
 	in.TokenStatus = status(t.Status, t.ExpiresAt, now)
 	switch {
-	case rec.Grant == GrantClientCredentials:
+	case rec.Grant == ups.GrantClientCredentials:
 		in.RefreshTokenStatus = "none (client credentials)"
 	case rec.Rejected:
 		in.RefreshTokenStatus = "rejected by UPS at " + rec.RejectedAt.UTC().Format(time.RFC3339) + ": log in again"

@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/upsproxy/upsproxy/internal/ups"
 	"github.com/upsproxy/upsproxy/internal/vaultstore"
 )
 
@@ -159,7 +160,7 @@ func (b *Broker) reminders(warnBefore time.Duration) []Health {
 	var out []Health
 	for _, e := range b.entryMap() {
 		c := *e.car()
-		if c.Inactive || c.Grant == GrantClientCredentials {
+		if c.Inactive || c.Grant == ups.GrantClientCredentials {
 			continue
 		}
 		var rec *vaultstore.Record

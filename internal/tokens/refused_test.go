@@ -39,7 +39,7 @@ func (r *rig) replica(holder string, log *zap.Logger, m Metrics) *Broker {
 	}
 	b, err := New(Options{
 		Store:    r.store,
-		Carriers: []Carrier{{Name: "main", Environment: ups.Test, Grant: GrantAuthorizationCode, OAuth: r.oauth}},
+		Carriers: []Carrier{{Name: "main", Environment: ups.Test, Grant: ups.GrantAuthorizationCode, OAuth: r.oauth}},
 		Logger:   log, Clock: r.clock.Now, Holder: holder, Metrics: m,
 		ErrorCode: func(error) string { return "CODE" },
 	})
@@ -201,7 +201,7 @@ func TestBroker_WaitingOnAForeignLeaseIsBoundedOnTheInjectedClock(t *testing.T) 
 	n := 0
 	b, err := New(Options{
 		Store:    r.store,
-		Carriers: []Carrier{{Name: "main", Environment: ups.Test, Grant: GrantAuthorizationCode, OAuth: r.oauth}},
+		Carriers: []Carrier{{Name: "main", Environment: ups.Test, Grant: ups.GrantAuthorizationCode, OAuth: r.oauth}},
 		Clock:    r.clock.Now, Holder: "me", LeaseTTL: time.Second, StoreTimeout: time.Second, LeasePoll: 100 * time.Millisecond,
 		After: func(time.Duration) <-chan time.Time {
 			mu.Lock()

@@ -37,6 +37,13 @@ const (
 	RefreshPath   = "/security/v1/oauth/refresh"
 )
 
+// The OAuth grants a carrier can use (their grant_type values): the one
+// definition that the configuration, the token store and the broker share.
+const (
+	GrantAuthorizationCode = "authorization_code"
+	GrantClientCredentials = "client_credentials"
+)
+
 // Valid reports whether e is one of the two environments.
 func (e Environment) Valid() bool { return e == Test || e == Production }
 

@@ -8,12 +8,6 @@ import (
 	"github.com/upsproxy/upsproxy/internal/ups"
 )
 
-// The OAuth grants a record can hold tokens for.
-const (
-	GrantAuthorizationCode = "authorization_code"
-	GrantClientCredentials = "client_credentials"
-)
-
 // Record is what is stored per carrier and environment.
 //
 // In Vault the KV v2 data of a record is its JSON object as a map of fields
@@ -105,9 +99,9 @@ func validateRecord(rec Record) error {
 	if err := validateKey(rec.Carrier, rec.Environment); err != nil {
 		return err
 	}
-	if rec.Grant != GrantAuthorizationCode && rec.Grant != GrantClientCredentials {
+	if rec.Grant != ups.GrantAuthorizationCode && rec.Grant != ups.GrantClientCredentials {
 		return fmt.Errorf("record %s/%s: invalid grant %q: want %q or %q",
-			rec.Carrier, rec.Environment, rec.Grant, GrantAuthorizationCode, GrantClientCredentials)
+			rec.Carrier, rec.Environment, rec.Grant, ups.GrantAuthorizationCode, ups.GrantClientCredentials)
 	}
 	if rec.Version < 0 {
 		return fmt.Errorf("record %s/%s: negative version %d", rec.Carrier, rec.Environment, rec.Version)

@@ -22,7 +22,7 @@ func sampleRecord(carrier string, env ups.Environment) Record {
 	return Record{
 		Carrier:     carrier,
 		Environment: env,
-		Grant:       GrantAuthorizationCode,
+		Grant:       ups.GrantAuthorizationCode,
 		Token: ups.Token{
 			TokenType:          "Bearer",
 			AccessToken:        secretAccess,

@@ -317,7 +317,7 @@ func TestMountAndPrefixPlaceRecordsWhereTheSpecSays(t *testing.T) {
 		t.Fatalf("record not at secret/data/team/upsproxy/tokens/main/production: %v", err)
 	}
 	// Stored as a map of fields, readable with `vault kv get`.
-	if sec.Data["carrier"] != "main" || sec.Data["grant"] != GrantAuthorizationCode {
+	if sec.Data["carrier"] != "main" || sec.Data["grant"] != ups.GrantAuthorizationCode {
 		t.Fatalf("stored data = %v", sec.Data)
 	}
 	if _, ok := sec.Data["token"].(map[string]any); !ok {
