@@ -4,41 +4,46 @@ import (
 	"sort"
 	"time"
 
-	"github.com/upsproxy/upsproxy/internal/ups"
+	"github.com/upsproxy/upsproxy/internal/tokens"
 	"github.com/upsproxy/upsproxy/internal/vaultstore"
 )
 
 // Facts is what the notifier knows of one carrier/environment's tokens at
-// a pass: the stored record (shared by every replica) plus this replica's
-// view of its refreshes.
+// a pass: the stored record (shared by every replica), judged by
+// tokens.Assess, plus this replica's view of its refreshes.
 type Facts struct {
-	Active bool
-	Grant  string
-	// LoggedIn: a token record exists.
-	LoggedIn bool
-	// RefreshIssuedAt identifies the login; RefreshExpiresAt is when only
-	// a new login helps.
-	RefreshIssuedAt  time.Time
-	RefreshExpiresAt time.Time
-	Rejected         bool
-	RejectedAt       time.Time
-	// AccessIssuedAt identifies the pair a failing refresh cannot renew:
-	// one failing episode lasts as long as it stays the stored pair.
-	AccessIssuedAt time.Time
-	// FailingSince is when this replica first saw refreshes of that pair
-	// fail; zero when they do not.
+	// Subject is the carrier as configured.
+	Subject tokens.Subject
+	// Record is the stored token record; nil when nobody logged in.
+	Record *vaultstore.Record
+	// FailingSince is when this replica first saw refreshes of the stored
+	// pair fail; zero when they do not. One failing episode lasts as long
+	// as that pair stays stored.
 	FailingSince time.Time
 	LastError    string
 }
 
-// factsOf reads a stored token record.
-func factsOf(rec vaultstore.Record, active bool, grant string) Facts {
-	return Facts{
-		Active: active, Grant: grant, LoggedIn: true,
-		RefreshIssuedAt: rec.Token.RefreshIssuedAt, RefreshExpiresAt: rec.Token.RefreshExpiresAt,
-		Rejected: rec.Rejected, RejectedAt: rec.RejectedAt,
-		AccessIssuedAt: rec.Token.IssuedAt,
+// factsOf is the facts of a stored token record.
+func factsOf(c Carrier, rec *vaultstore.Record) Facts {
+	return Facts{Subject: tokens.Subject{Carrier: c.Name, Environment: c.Environment, Grant: c.Grant, Inactive: c.Inactive}, Record: rec}
+}
+
+// login identifies the login the stored refresh token comes from (zero
+// when nobody logged in).
+func (f Facts) login() time.Time {
+	if f.Record == nil {
+		return time.Time{}
 	}
+	return f.Record.Token.RefreshIssuedAt
+}
+
+// pair identifies the stored access token, the pair a failing refresh
+// cannot renew.
+func (f Facts) pair() time.Time {
+	if f.Record == nil {
+		return time.Time{}
+	}
+	return f.Record.Token.IssuedAt
 }
 
 // Policy is when events fire.
@@ -60,39 +65,12 @@ type finding struct {
 	key string
 }
 
-// health is the token-health verdict the events derive from.
-type health int
-
-const (
-	healthOK health = iota
-	healthExpiring
-	healthExpired
-	healthRejected
-)
-
-// assess is the one judge of a refresh token's health here. When
-// tokens.Assess lands it replaces this body, with the same meaning:
-// rejected beats expired beats expiring within the widest window.
-func assess(f Facts, now time.Time, widest time.Duration) health {
-	switch {
-	case f.Rejected:
-		return healthRejected
-	case f.RefreshExpiresAt.IsZero():
-		return healthOK
-	case !now.Before(f.RefreshExpiresAt):
-		return healthExpired
-	case f.RefreshExpiresAt.Sub(now) <= widest:
-		return healthExpiring
-	}
-	return healthOK
-}
-
 // judge lists the events due for f at now. Inactive carriers and carriers
 // nobody logged in to get none. Of the notify_at thresholds only the
 // tightest one crossed is due: a proxy started two days before expiry sends
 // one reminder, not three.
 func judge(f Facts, now time.Time, p Policy) []finding {
-	if !f.Active || !f.LoggedIn {
+	if f.Subject.Inactive || f.Record == nil {
 		return nil
 	}
 	at := append([]time.Duration(nil), p.NotifyAt...)
@@ -101,26 +79,27 @@ func judge(f Facts, now time.Time, p Policy) []finding {
 	if len(at) > 0 {
 		widest = at[len(at)-1]
 	}
+	// tokens.Assess is the one judge of the refresh token's health: a
+	// client_credentials carrier has none and is never expiring.
+	h := tokens.Assess(f.Subject, f.Record, now, widest)
 	var out []finding
-	if f.Grant != ups.GrantClientCredentials {
-		switch assess(f, now, widest) {
-		case healthRejected:
-			out = append(out, finding{kind: Rejected})
-		case healthExpired:
-			out = append(out, finding{kind: Expired})
-		case healthExpiring:
-			left := f.RefreshExpiresAt.Sub(now)
-			for _, t := range at {
-				if left <= t {
-					out = append(out, finding{kind: Expiring, threshold: t, key: t.String()})
-					break
-				}
+	switch h.State {
+	case tokens.StateRejected:
+		out = append(out, finding{kind: Rejected})
+	case tokens.StateExpired:
+		out = append(out, finding{kind: Expired})
+	case tokens.StateExpiring:
+		left := h.RefreshExpires.Sub(now)
+		for _, t := range at {
+			if left <= t {
+				out = append(out, finding{kind: Expiring, threshold: t, key: t.String()})
+				break
 			}
 		}
 	}
 	if p.FailingAfter > 0 && !f.FailingSince.IsZero() && now.Sub(f.FailingSince) >= p.FailingAfter &&
 		(len(out) == 0 || out[0].kind == Expiring) {
-		out = append(out, finding{kind: Failing, key: f.AccessIssuedAt.UTC().Format(time.RFC3339Nano)})
+		out = append(out, finding{kind: Failing, key: f.pair().UTC().Format(time.RFC3339Nano)})
 	}
 	return out
 }

@@ -227,7 +227,7 @@ func (n *Notifier) passCarrier(ctx context.Context, c Carrier) {
 		return
 	}
 	now := n.now()
-	f := factsOf(rec, !c.Inactive, c.Grant)
+	f := factsOf(c, &rec)
 	n.observeRefresh(c, rec, &f, now)
 	found := judge(f, now, n.opts.Policy)
 
@@ -281,7 +281,7 @@ func (n *Notifier) claim(ctx context.Context, c Carrier, f Facts, found []findin
 		log.Warn("notify: cannot read the notice record", zap.Error(err))
 		return nil, false
 	}
-	login := f.RefreshIssuedAt
+	login := f.login()
 	switch {
 	case errors.Is(err, vaultstore.ErrNotFound):
 		nrec.Login, nrec.Notices = login, nil
@@ -383,7 +383,7 @@ func setNotice(notices []vaultstore.Notice, nt vaultstore.Notice, dropOtherEpiso
 
 // event composes the message of a finding.
 func (n *Notifier) event(c Carrier, f Facts, fd finding, now time.Time) Event {
-	ev := newEvent(fd.kind, c.Name, c.Environment, f.RefreshExpiresAt, now, n.opts.ConsoleURL)
+	ev := newEvent(fd.kind, c.Name, c.Environment, f.Record.Token.RefreshExpiresAt, now, n.opts.ConsoleURL)
 	if fd.kind == Expiring {
 		ev.Threshold = fd.threshold.String()
 	}
