@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -439,4 +440,91 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// upstreamSeen is one API request as UPS received it.
+type upstreamSeen struct {
+	method, path string
+	header       http.Header
+	trailer      http.Header
+	body         []byte
+	complete     bool // the body arrived whole (not an aborted request)
+}
+
+// recordingUPS stands in front of the simulator (next) and records every
+// API request it receives, with whether its body arrived whole; only
+// complete ones are passed on, as a real server would only act on those.
+// An aborted one gets no answer. OAuth calls pass through unrecorded.
+type recordingUPS struct {
+	next http.Handler
+	url  string // where it listens
+	mu   sync.Mutex
+	seen []upstreamSeen
+}
+
+// newRecordingUPS starts a recording upstream in front of next.
+func newRecordingUPS(t *testing.T, next http.Handler) *recordingUPS {
+	t.Helper()
+	u := &recordingUPS{next: next}
+	srv := httptest.NewServer(u)
+	t.Cleanup(srv.Close)
+	u.url = srv.URL
+	return u
+}
+
+// recordUPS points both UPS environments of the installation's config at
+// one recording upstream in front of the simulator.
+func (e *env) recordUPS(t *testing.T) *recordingUPS {
+	t.Helper()
+	u := newRecordingUPS(t, e.sim)
+	b, err := os.ReadFile(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, e.cfgPath, strings.ReplaceAll(string(b), fmt.Sprintf("%q", e.simURL), fmt.Sprintf("%q", u.url)))
+	return u
+}
+
+func (u *recordingUPS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasPrefix(r.URL.Path, "/api/") {
+		u.next.ServeHTTP(w, r) // OAuth
+		return
+	}
+	body, err := io.ReadAll(r.Body)
+	u.mu.Lock()
+	u.seen = append(u.seen, upstreamSeen{
+		method: r.Method, path: r.URL.Path, header: r.Header.Clone(), trailer: r.Trailer.Clone(),
+		body: body, complete: err == nil,
+	})
+	u.mu.Unlock()
+	if err != nil {
+		return
+	}
+	r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	u.next.ServeHTTP(w, r)
+}
+
+// requests is every API request received so far.
+func (u *recordingUPS) requests() []upstreamSeen {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]upstreamSeen(nil), u.seen...)
+}
+
+// completed counts the API requests received whole.
+func (u *recordingUPS) completed() int {
+	n := 0
+	for _, r := range u.requests() {
+		if r.complete {
+			n++
+		}
+	}
+	return n
+}
+
+// reset forgets what was recorded.
+func (u *recordingUPS) reset() {
+	u.mu.Lock()
+	u.seen = nil
+	u.mu.Unlock()
 }

@@ -14,62 +14,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/upsproxy/upsproxy/internal/ups"
 )
-
-// upstreamSeen is one request as UPS received it.
-type upstreamSeen struct {
-	method, path string
-	header       http.Header
-	trailer      http.Header
-	body         []byte
-	complete     bool // the body arrived whole (not an aborted request)
-}
-
-// recordingUPS records every API request it receives, then hands the
-// complete ones to the simulator. An aborted one gets no answer: UPS
-// could not have acted on it.
-type recordingUPS struct {
-	next http.Handler
-	mu   sync.Mutex
-	seen []upstreamSeen
-}
-
-func (u *recordingUPS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if strings.HasPrefix(r.URL.Path, "/api/") {
-		u.mu.Lock()
-		u.seen = append(u.seen, upstreamSeen{
-			method: r.Method, path: r.URL.Path, header: r.Header.Clone(), trailer: r.Trailer.Clone(),
-			body: body, complete: err == nil,
-		})
-		u.mu.Unlock()
-	}
-	if err != nil {
-		return
-	}
-	r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
-	u.next.ServeHTTP(w, r)
-}
-
-func (u *recordingUPS) requests() []upstreamSeen {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return append([]upstreamSeen(nil), u.seen...)
-}
-
-func (u *recordingUPS) reset() {
-	u.mu.Lock()
-	u.seen = nil
-	u.mu.Unlock()
-}
 
 // hostileEnv is an installation whose two UPS environments are recording
 // upstreams, with a small body_scan_limit so that "past the limit" is cheap.
@@ -89,12 +40,10 @@ limits {
   body_scan_limit = "%dB"
 }
 `, hostileScanLimit)})
-	h := &hostileEnv{env: e, test: &recordingUPS{next: e.sim}, prod: &recordingUPS{next: e.sim}}
+	h := &hostileEnv{env: e, test: newRecordingUPS(t, e.sim), prod: newRecordingUPS(t, e.sim)}
 	for name, rec := range map[string]*recordingUPS{"test_url": h.test, "production_url": h.prod} {
-		srv := httptest.NewServer(rec)
-		t.Cleanup(srv.Close)
 		pad := strings.Repeat(" ", len("production_url")-len(name))
-		e.pxRewriteConfig(t, fmt.Sprintf("%s%s = %q", name, pad, e.simURL), fmt.Sprintf("%s = %q", name, srv.URL))
+		e.pxRewriteConfig(t, fmt.Sprintf("%s%s = %q", name, pad, e.simURL), fmt.Sprintf("%s = %q", name, rec.url))
 	}
 	return h
 }

@@ -21,10 +21,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -56,77 +53,13 @@ func shortLimits(change map[string]string) string {
 	return b.String()
 }
 
-// upstreamRecord is one API request as UPS received it.
-type upstreamRecord struct {
-	method, path string
-	header       http.Header
-	// complete: the whole body arrived (the request ended properly).
-	complete bool
-	body     []byte
-}
-
-// rawRecordingUPS stands in front of the simulator and records every API
-// request with whether its body arrived whole; only complete requests are
-// passed on, as a real server would only act on those.
-type rawRecordingUPS struct {
-	mu   sync.Mutex
-	reqs []upstreamRecord
-	url  string
-}
-
-func (e *env) rawRecordingUPS(t *testing.T) *rawRecordingUPS {
-	t.Helper()
-	u := &rawRecordingUPS{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !strings.HasPrefix(r.URL.Path, "/api/") {
-			e.sim.ServeHTTP(w, r) // OAuth
-			return
-		}
-		body, err := io.ReadAll(r.Body)
-		u.mu.Lock()
-		u.reqs = append(u.reqs, upstreamRecord{method: r.Method, path: r.URL.Path, header: r.Header.Clone(), complete: err == nil, body: body})
-		u.mu.Unlock()
-		if err != nil {
-			return
-		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		e.sim.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	u.url = srv.URL
-	// Both environments' URLs point at the recorder from now on.
-	b, err := os.ReadFile(e.cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, e.cfgPath, strings.ReplaceAll(string(b), fmt.Sprintf("%q", e.simURL), fmt.Sprintf("%q", srv.URL)))
-	return u
-}
-
-func (u *rawRecordingUPS) requests() []upstreamRecord {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return append([]upstreamRecord(nil), u.reqs...)
-}
-
-// completed counts the requests UPS received whole.
-func (u *rawRecordingUPS) completed() int {
-	n := 0
-	for _, r := range u.requests() {
-		if r.complete {
-			n++
-		}
-	}
-	return n
-}
-
-// hostileEnv is an installation with short deadlines (limits changes
+// connHostileEnv is an installation with short deadlines (limits changes
 // some), logged in, with a recording UPS, serving.
-func connHostileEnv(t *testing.T, limits map[string]string, extra string) (*env, *server, *rawRecordingUPS) {
+func connHostileEnv(t *testing.T, limits map[string]string, extra string) (*env, *server, *recordingUPS) {
 	t.Helper()
 	e := newEnv(t, envOptions{extra: shortLimits(limits) + extra})
 	e.login("main")
-	rec := e.rawRecordingUPS(t)
+	rec := e.recordUPS(t)
 	return e, e.serve(), rec
 }
 
