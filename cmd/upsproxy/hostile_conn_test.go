@@ -109,6 +109,16 @@ func tunnel(t *testing.T, e *env, s *server, header string) *tls.Conn {
 	return tc
 }
 
+// requestConn is a connection that carries requests to the proxy: plain,
+// or inside a CONNECT tunnel (decrypted: the client's side of the TLS).
+func requestConn(t *testing.T, e *env, s *server, inTunnel bool) net.Conn {
+	t.Helper()
+	if inTunnel {
+		return tunnel(t, e, s, "")
+	}
+	return dial(t, s)
+}
+
 // readAnswer reads one response from c (within the guard).
 func readAnswer(t *testing.T, c net.Conn, br *bufio.Reader, method string) pxResult {
 	t.Helper()
@@ -183,12 +193,7 @@ func TestHostile_ABodyThatNeverComesIsCutOffWith408AndUPSGetsNoCompleteRequest(t
 		for _, inTunnel := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s, tunnel=%v", tc.name, inTunnel), func(t *testing.T) {
 				before := len(rec.requests())
-				var c net.Conn
-				if inTunnel {
-					c = tunnel(t, e, s, "")
-				} else {
-					c = dial(t, s)
-				}
+				c := requestConn(t, e, s, inTunnel)
 				// Part of the body, then nothing.
 				fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
 					tc.path, ups.TestHost, tc.length, tc.sent)
@@ -382,12 +387,7 @@ func TestHostile_AMalformedChunkedBodyIs400AndUPSGetsNoCompleteRequest(t *testin
 		for _, inTunnel := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s, tunnel=%v", tc.name, inTunnel), func(t *testing.T) {
 				before := len(rec.requests())
-				var c net.Conn
-				if inTunnel {
-					c = tunnel(t, e, s, "")
-				} else {
-					c = dial(t, s)
-				}
+				c := requestConn(t, e, s, inTunnel)
 				// A good chunk (past body_scan_limit, the request is
 				// already streaming to UPS), then a chunk size that is not
 				// hexadecimal.
