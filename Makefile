@@ -8,7 +8,7 @@ COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 GOBUILD  := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 
-.PHONY: all build release vaultdev test demo bench lint fmt tidy-check clean
+.PHONY: test-deps all build release vaultdev test demo bench lint fmt tidy-check clean
 
 all: build
 
@@ -40,7 +40,7 @@ bin/vaultdev: $(wildcard tools/vaultdev/*.go) tools/vaultdev/go.mod tools/vaultd
 	cd tools/vaultdev && $(GO) build -mod=mod -o ../../bin/vaultdev .
 
 ## test: formatting, vet, and every test with the race detector (real Vault, simulator)
-test: vaultdev lint
+test: vaultdev lint test-deps
 	CGO_ENABLED=1 UPSPROXY_VAULTDEV=$(CURDIR)/bin/vaultdev $(GO) test -race -count=1 -timeout 20m ./...
 
 ## demo: the quick start — dev Vault, UPS simulator, proxy, login, a Rate request through the proxy
@@ -50,6 +50,10 @@ demo: build vaultdev
 ## bench: request-path and token benchmarks
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
+
+## test-deps: Chromium, node and npm for the browser and npm-client tests (apt-get, only when missing)
+test-deps:
+	./scripts/test-deps.sh
 
 ## lint: gofmt and go vet must be clean
 lint:
