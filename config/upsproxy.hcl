@@ -96,6 +96,16 @@ ups {
   # Proxy-Authorization Basic (percent-encode @ and : in it). The process's
   # own HTTPS_PROXY / HTTP_PROXY are never used. Restart to change it.
   # egress_proxy = env("UPSPROXY_EGRESS_PROXY") # "http://user:password@squid.corp:3128"
+
+  # Spare TLS connections kept dialled to each HTTPS UPS host the carriers
+  # use (0..64, 0 = off), so a request never waits for TCP and TLS
+  # handshakes to UPS. A spare unused for 45 s is replaced by a fresh one
+  # (a resumed TLS session: cheap for both sides).
+  warm_connections = 2
+  # Offer HTTP/2 to UPS over ALPN (HTTP/1.1 when UPS declines). Off by
+  # default: HTTP/1.1 is what UPS's own SDKs use. Clients always talk
+  # HTTP/1.1 to upsproxy either way.
+  http2 = false
 }
 
 # Log reminders to run `upsproxy login` before an active carrier's refresh

@@ -91,6 +91,9 @@ func (c *cli) serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	warm := tuneUpstream(tr, cfg, log)
+	warm.Start(ctx)
+	defer warm.Close()
 	metrics := admin.NewMetrics(version, commit)
 	d := &daemon{c: c, cfg: cfg, log: log, level: level, oauthHTTP: &http.Client{Transport: tr, Timeout: 30 * time.Second},
 		store: store, vault: sess.Client(), metrics: metrics}
@@ -375,6 +378,9 @@ func restartNeeded(old, cfg *config.Config) []string {
 	}
 	if !reflect.DeepEqual(old.UPS.Egress, cfg.UPS.Egress) {
 		out = append(out, "ups.egress_proxy")
+	}
+	if old.UPS.WarmConnections != cfg.UPS.WarmConnections || old.UPS.HTTP2 != cfg.UPS.HTTP2 {
+		out = append(out, "ups.warm_connections, ups.http2")
 	}
 	o, n := old.Limits, cfg.Limits
 	if o.MaxConnections != n.MaxConnections || connLimits(old) != connLimits(cfg) || o.UpstreamTimeout != n.UpstreamTimeout {

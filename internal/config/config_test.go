@@ -39,6 +39,8 @@ func TestAnEmptyFileYieldsEveryDocumentedDefault(t *testing.T) {
 		{"ups test_url", cfg.UPS.TestURL.String(), "https://wwwcie.ups.com"},
 		{"ups production_url", cfg.UPS.ProductionURL.String(), "https://onlinetools.ups.com"},
 		{"ups ca_file", cfg.UPS.CAFile, ""},
+		{"ups warm_connections", cfg.UPS.WarmConnections, 2},
+		{"ups http2", cfg.UPS.HTTP2, false},
 		{"reminders warn_before", cfg.Reminders.WarnBefore, 168 * time.Hour},
 		{"reminders interval", cfg.Reminders.Interval, 6 * time.Hour},
 		{"max_request_body", cfg.Limits.MaxRequestBody, int64(10 << 20)},

@@ -17,6 +17,12 @@ type UPS struct {
 	// CAFile is an extra PEM bundle trusted for upstream TLS (the
 	// simulator's certificate in tests); empty means the system roots only.
 	CAFile string
+	// WarmConnections is how many spare TLS connections upsproxy keeps
+	// dialled to each HTTPS UPS host its carriers use, so that a request
+	// never waits for TCP and TLS handshakes; 0 turns that off.
+	WarmConnections int
+	// HTTP2 offers HTTP/2 to UPS over ALPN (HTTP/1.1 when UPS declines).
+	HTTP2 bool
 	// Egress is the forward proxy every connection to UPS goes through
 	// (API requests and OAuth calls); nil means UPS is dialled directly.
 	Egress *Egress
@@ -44,6 +50,14 @@ func (e *Egress) String() string {
 	return e.URL.Scheme + "://" + e.Username + ":" + e.Password.String() + "@" + e.URL.Host
 }
 
+// DefaultWarmConnections is ups.warm_connections when not set: enough for
+// a client's first two concurrent calls after a quiet period.
+const DefaultWarmConnections = 2
+
+// maxWarmConnections bounds ups.warm_connections: each spare is a TLS
+// connection UPS keeps open for nothing until a request takes it.
+const maxWarmConnections = 64
+
 // URL returns the base URL for env, or nil for an invalid environment.
 func (u UPS) URL(env ups.Environment) *url.URL {
 	switch env {
@@ -60,11 +74,14 @@ type rawUPS struct {
 	ProductionURL *string  `hcl:"production_url,optional"`
 	CAFile        string   `hcl:"ca_file,optional"`
 	EgressProxy   *string  `hcl:"egress_proxy,optional"`
+	WarmConns     *int     `hcl:"warm_connections,optional"`
+	HTTP2         *bool    `hcl:"http2,optional"`
 	Body          hcl.Body `hcl:",body"`
 }
 
 func (r *rawUPS) build(bd *builder) (UPS, hcl.Diagnostics) {
-	out := UPS{TestURL: mustDefaultURL(ups.DefaultTestURL), ProductionURL: mustDefaultURL(ups.DefaultProductionURL)}
+	out := UPS{TestURL: mustDefaultURL(ups.DefaultTestURL), ProductionURL: mustDefaultURL(ups.DefaultProductionURL),
+		WarmConnections: DefaultWarmConnections}
 	if r == nil {
 		return out, nil
 	}
@@ -98,6 +115,17 @@ func (r *rawUPS) build(bd *builder) (UPS, hcl.Diagnostics) {
 		if d != nil {
 			diags = append(diags, d)
 		}
+	}
+	if b.given("warm_connections", r.WarmConns != nil) {
+		if n := *r.WarmConns; n < 0 || n > maxWarmConnections {
+			diags = append(diags, b.errorf("warm_connections", "Invalid warm_connections",
+				"warm_connections must be between 0 (off) and %d, not %d.", maxWarmConnections, n))
+		} else {
+			out.WarmConnections = n
+		}
+	}
+	if b.given("http2", r.HTTP2 != nil) {
+		out.HTTP2 = *r.HTTP2
 	}
 	return out, diags
 }
