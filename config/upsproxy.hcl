@@ -80,6 +80,15 @@ vault {
 mitm {
   ca_cert = "/etc/upsproxy/ca.pem"
   ca_key  = "/etc/upsproxy/ca-key.pem"
+
+  # TLS session tickets for clients that keep a TLS session cache: they
+  # resume instead of a full handshake, on any replica (the ticket keys are
+  # kept in Vault at <mount>/data/<prefix>/mitm/session-ticket-keys; see
+  # config/vault-policy.hcl). The first replica to find the key older than
+  # session_ticket_rotation (1m..24h) makes a new one with check-and-set;
+  # a ticket stays valid for up to two periods.
+  session_tickets         = true
+  session_ticket_rotation = "1h"
 }
 
 # Where requests go, per environment: scheme, host and optional port only.

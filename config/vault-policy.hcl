@@ -57,6 +57,12 @@ path "secret/data/upsproxy/keys/*" {
   capabilities = ["create", "read"]
 }
 
+# The MITM session ticket keys (mitm.session_tickets): every replica reads
+# them, and the first to find them due rotates them with check-and-set.
+path "secret/data/upsproxy/mitm/*" {
+  capabilities = ["create", "read", "update"]
+}
+
 # The proxy's own token: look it up (token auth checks it at start) and
 # renew it before it expires. Vault's "default" policy grants both already;
 # they are repeated so that roles created with token_no_default_policy=true

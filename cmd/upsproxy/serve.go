@@ -169,6 +169,9 @@ func (c *cli) serve(ctx context.Context) error {
 		return err
 	}
 
+	if cfg.MITM != nil && cfg.MITM.SessionTickets {
+		go d.px.RunTicketKeys(ctx, ticketStore{store: store, holder: d.holder}, cfg.MITM.TicketRotation)
+	}
 	d.broker.Preload(ctx)
 	d.startReminders(ctx)
 	d.startNotifier(ctx)

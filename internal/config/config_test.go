@@ -160,7 +160,8 @@ func TestTheFullFixtureDecodesEveryKeyIntoTypedFields(t *testing.T) {
 		t.Errorf("vault auth = %+v / %+v", v.Auth, v.Auth.AppRole)
 	}
 
-	if cfg.MITM == nil || *cfg.MITM != (MITM{CACert: "/etc/upsproxy/ca.pem", CAKey: filepath.Join(dir, "ca-key.pem")}) {
+	if cfg.MITM == nil || *cfg.MITM != (MITM{CACert: "/etc/upsproxy/ca.pem", CAKey: filepath.Join(dir, "ca-key.pem"),
+		SessionTickets: false, TicketRotation: 2 * time.Hour}) {
 		t.Errorf("mitm = %+v", cfg.MITM)
 	}
 	if got := cfg.UPS.URL(ups.Test).String(); got != "http://127.0.0.1:18443" {
@@ -171,6 +172,9 @@ func TestTheFullFixtureDecodesEveryKeyIntoTypedFields(t *testing.T) {
 	}
 	if cfg.UPS.CAFile != filepath.Join(dir, "sim-ca.pem") {
 		t.Errorf("ups ca_file = %q", cfg.UPS.CAFile)
+	}
+	if cfg.UPS.WarmConnections != 4 || !cfg.UPS.HTTP2 {
+		t.Errorf("ups warm_connections = %d, http2 = %v; want 4, true", cfg.UPS.WarmConnections, cfg.UPS.HTTP2)
 	}
 	if !reflect.DeepEqual(cfg.Reminders, Reminders{WarnBefore: 336 * time.Hour, Interval: 30 * time.Minute,
 		NotifyAt: DefaultNotifyAt, NotifyFailingAfter: DefaultNotifyFailing, NotifyInterval: DefaultNotifyInterval}) {
@@ -222,8 +226,8 @@ func TestTheFullFixtureDecodesEveryKeyIntoTypedFields(t *testing.T) {
 	if !reflect.DeepEqual(gotMain, wantMain) {
 		t.Errorf("carrier main =\n %#v\nwant\n %#v", gotMain, wantMain)
 	}
-	if main.DeclRange.Start.Line != 74 {
-		t.Errorf("carrier main DeclRange = %s, want line 74", main.DeclRange)
+	if main.DeclRange.Start.Line != 79 {
+		t.Errorf("carrier main DeclRange = %s, want line 79", main.DeclRange)
 	}
 	acct, ok := main.DefaultShipperAccount()
 	if !ok || acct.Name != "SalesPad" || acct.Number != "W599Y7" || acct.PostalCode != "49525" || acct.CountryCode != "US" {

@@ -23,6 +23,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -94,6 +95,9 @@ type Proxy struct {
 	routing atomic.Pointer[routing]
 	signer  atomic.Pointer[clienttoken.Signer] // of clients' OAuth tokens (oauthendpoint.go)
 
+	// mitmConf is the MITM server TLS config without its leaf, swapped
+	// whole when the session ticket keys change (tickets.go).
+	mitmConf atomic.Pointer[tls.Config]
 	// inflight counts requests from their start to their access log line,
 	// in every mode; Drain waits for it (hijacked CONNECT tunnels are not
 	// tracked by http.Server.Shutdown).
@@ -134,6 +138,7 @@ func New(opts Options) (*Proxy, error) {
 	if err := p.Update(opts.Config); err != nil {
 		return nil, err
 	}
+	p.mitmConf.Store(mitmTemplate(nil))
 
 	return p, nil
 }

@@ -87,19 +87,18 @@ var errTunnelNeedsHTTP1 = newProxyError(CodeMITMNotConfigured,
 	"HTTPS proxying (CONNECT) needs an HTTP/1.1 connection to upsproxy.")
 
 // mitmTLSConfig is the server side of the client's TLS inside a CONNECT
-// tunnel: a leaf for the UPS host from our CA, HTTP/1.1 only (the tunnel
-// loop speaks nothing else).
+// tunnel: a leaf for the UPS host from our CA on the current template
+// (HTTP/1.1 only: the tunnel loop speaks nothing else; the session ticket
+// keys: tickets.go).
 func (p *Proxy) mitmTLSConfig(authority string) (*tls.Config, error) {
 	leaf, err := p.ca.LeafFor(hostname(authority))
 	if err != nil {
 		p.log.Error("mint MITM certificate", zap.String("host", authority), zap.Error(err))
 		return nil, err
 	}
-	return &tls.Config{
-		Certificates: []tls.Certificate{*leaf},
-		NextProtos:   []string{"http/1.1"},
-		MinVersion:   tls.VersionTLS12,
-	}, nil
+	c := p.mitmConf.Load().Clone()
+	c.Certificates = []tls.Certificate{*leaf}
+	return c, nil
 }
 
 // rstAvoidance is how long a connection closed after an error answer keeps

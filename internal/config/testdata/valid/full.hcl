@@ -25,12 +25,17 @@ vault {
 mitm {
   ca_cert = "/etc/upsproxy/ca.pem"
   ca_key  = "ca-key.pem"
+
+  session_tickets         = false
+  session_ticket_rotation = "2h"
 }
 
 ups {
   test_url       = "http://127.0.0.1:18443"
   production_url = "https://onlinetools.ups.example:8443/"
   ca_file        = "sim-ca.pem"
+  warm_connections = 4
+  http2            = true
 }
 
 reminders {
