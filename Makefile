@@ -8,7 +8,7 @@ COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 GOBUILD  := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 
-.PHONY: test-deps all build release vaultdev test demo bench lint fmt tidy-check clean
+.PHONY: test-deps all build release vaultdev test demo bench bench-go lint fmt tidy-check clean
 
 all: build
 
@@ -47,8 +47,12 @@ test: vaultdev lint test-deps
 demo: build vaultdev
 	./scripts/demo.sh
 
-## bench: request-path and token benchmarks
+## bench: WAN latency, MITM, throughput vs nginx and scale, as one table and a chart (scripts/bench.sh)
 bench:
+	./scripts/bench.sh
+
+## bench-go: the Go micro-benchmarks of the request path and the tokens
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
 
 ## test-deps: Chromium, node and npm for the browser and npm-client tests (apt-get, only when missing)

@@ -30,7 +30,8 @@
 # Knobs: DURATION (10s), CONNS (64), THREADS (2), ROUNDS (1: with more, the
 # targets run round-robin ROUNDS times and the summary shows medians),
 # TARGETS (space-separated subset, in the order to run), BIN, BASELINE_BIN,
-# VAULTDEV.
+# VAULTDEV, RESULTS_OUT (copy the raw "name req/s p50µs p99µs cpuµs r+w"
+# lines there: scripts/bench.sh puts them in its table).
 # Needs: wrk, nginx (apt-get install wrk nginx-light), make build vaultdev.
 # Everything listens on 127.0.0.1 and is stopped on exit.
 set -euo pipefail
@@ -311,6 +312,7 @@ if [ -n "$BASELINE_BIN" ] && [ "$ROUNDS" -gt 1 ]; then
             printf "%-6s req/s x%.3f   cpu/req x%.3f\n", substr(a, 10), med(r, n), med(c, n) }' "$work/results"
   done
 fi
+[ -n "${RESULTS_OUT:-}" ] && cp "$work/results" "$RESULTS_OUT"
 if [ -n "${ADMIN[warn]:-}" ]; then
   echo "upsproxy requests counted (warn instance): $(curl -s "http://${ADMIN[warn]}/metrics" | awk '/^upsproxy_requests_total/ {s+=$2} END {print s}')"
 fi
