@@ -256,18 +256,18 @@ type upsproxy struct {
 
 // proxyOpts are the parts of the config the benches vary.
 type proxyOpts struct {
-	name       string
-	upstream   string // https://host:port of UPS (or the latency injector)
-	upsCAFile  string
-	warm       int
-	extraUPS   string // more lines for the ups block
-	extraTop   string // more top-level config
-	prefix     string // Vault prefix (default "bench")
-	maxConns   int
-	logLevel   string
-	carriers   string // carrier blocks; default one "bench" carrier in test
-	skipLogin  bool
-	bin        string // upsproxy binary; default bin/upsproxy
+	name      string
+	upstream  string // https://host:port of UPS (or the latency injector)
+	upsCAFile string
+	warm      int
+	extraUPS  string // more lines for the ups block
+	extraTop  string // more top-level config
+	prefix    string // Vault prefix (default "bench")
+	maxConns  int
+	logLevel  string
+	carriers  string // carrier blocks; default one "bench" carrier in test
+	skipLogin bool
+	bin       string // upsproxy binary; default bin/upsproxy
 }
 
 // startProxy writes a config, logs the bench carrier in through the

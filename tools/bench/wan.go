@@ -69,8 +69,8 @@ func wanBench(args []string) error {
 
 	type target struct {
 		name, anchor, url string
-		client          func() *http.Client // one per worker
-		auth            bool                // the client sends its own bearer token (direct)
+		client            func() *http.Client // one per worker
+		auth              bool                // the client sends its own bearer token (direct)
 	}
 	perConn := func(tr *http.Transport) func() *http.Client {
 		tr.DisableKeepAlives = true
