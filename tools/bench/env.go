@@ -23,6 +23,9 @@ import (
 	"sync"
 	"time"
 
+	vaultapi "github.com/hashicorp/vault/api"
+
+	"github.com/upsproxy/upsproxy/internal/ups"
 	"github.com/upsproxy/upsproxy/internal/upssim"
 )
 
@@ -173,9 +176,20 @@ type fakeUPS struct {
 	caFile string
 	sim    *upssim.Server
 	srv    *http.Server
+	// refreshes counts refresh calls; refreshTimes are when each ended
+	// and refreshDur how long each took.
+	mu           sync.Mutex
+	refreshTimes []time.Time
+	refreshDur   []time.Duration
 }
 
-func (e *env) startFakeUPS() (*fakeUPS, error) {
+func (u *fakeUPS) refreshes() ([]time.Time, []time.Duration) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]time.Time(nil), u.refreshTimes...), append([]time.Duration(nil), u.refreshDur...)
+}
+
+func (e *env) startFakeUPS(simOpts ...func(*upssim.Options)) (*fakeUPS, error) {
 	cert, pemBytes, err := selfSigned("127.0.0.1")
 	if err != nil {
 		return nil, err
@@ -184,9 +198,22 @@ func (e *env) startFakeUPS() (*fakeUPS, error) {
 	if err := os.WriteFile(u.caFile, pemBytes, 0o600); err != nil {
 		return nil, err
 	}
-	u.sim = upssim.New(upssim.Options{Clients: map[string]string{benchClientID: benchClientSecret}})
+	so := upssim.Options{Clients: map[string]string{benchClientID: benchClientSecret}}
+	for _, f := range simOpts {
+		f(&so)
+	}
+	u.sim = upssim.New(so)
 	mux := http.NewServeMux()
 	mux.Handle("/security/", u.sim)
+	mux.HandleFunc(ups.RefreshPath, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		u.sim.ServeHTTP(w, r)
+		end := time.Now()
+		u.mu.Lock()
+		u.refreshTimes = append(u.refreshTimes, end)
+		u.refreshDur = append(u.refreshDur, end.Sub(start))
+		u.mu.Unlock()
+	})
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
@@ -425,4 +452,20 @@ func cpuTime(pid int) time.Duration {
 	fmt.Sscan(f[11], &ut)
 	fmt.Sscan(f[12], &st)
 	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// vaultClient is a root client of the dev Vault.
+func vaultClient(e *env) (*vaultapi.Client, error) {
+	cfg := vaultapi.DefaultConfig()
+	cfg.Address = e.vault.addr
+	c, err := vaultapi.NewClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.SetToken(e.vault.token)
+	return c, nil
+}
+
+func tlsConfigRoots(roots *x509.CertPool) *tls.Config {
+	return &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 }

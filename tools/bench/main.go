@@ -65,6 +65,8 @@ func main() {
 		err = wanBench(os.Args[2:])
 	case "mitm":
 		err = mitmBench(os.Args[2:])
+	case "scale":
+		err = scaleBench(os.Args[2:])
 	case "bare-goproxy":
 		err = bareGoproxy(os.Args[2:])
 	case "report":
