@@ -295,6 +295,8 @@ type proxyOpts struct {
 	carriers  string // carrier blocks; default one "bench" carrier in test
 	skipLogin bool
 	bin       string // upsproxy binary; default bin/upsproxy
+	// idleTimeout is limits.idle_timeout; default 120s (upsproxy's).
+	idleTimeout time.Duration
 }
 
 // startProxy writes a config, logs the bench carrier in through the
@@ -309,6 +311,9 @@ func (e *env) startProxy(u *fakeUPS, o proxyOpts) (*upsproxy, error) {
 	}
 	if o.maxConns == 0 {
 		o.maxConns = 4096
+	}
+	if o.idleTimeout == 0 {
+		o.idleTimeout = 120 * time.Second
 	}
 	if o.bin == "" {
 		o.bin = e.bin
@@ -358,6 +363,7 @@ mitm {
 }
 limits {
   max_connections = %d
+  idle_timeout    = %q
 }
 ups {
   test_url         = %q
@@ -367,7 +373,7 @@ ups {
 }
 %s
 %s`, listen, admin, o.logLevel, e.vault.addr, o.prefix, filepath.Join(caDir, "ca.pem"), filepath.Join(caDir, "ca-key.pem"),
-		o.maxConns, o.upstream, o.upstream, o.upsCAFile, upsExtra, o.extraTop, carriers)
+		o.maxConns, o.idleTimeout.String(), o.upstream, o.upstream, o.upsCAFile, upsExtra, o.extraTop, carriers)
 	cfgPath := filepath.Join(e.dir, o.name+".hcl")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err

@@ -93,7 +93,7 @@ func idleConns(e *env, n int, settle time.Duration, add func(string, string, flo
 	}
 	defer u.close()
 	p, err := e.startProxy(u, proxyOpts{name: "idle", upstream: "https://" + u.addr, upsCAFile: u.caFile, warm: 2,
-		prefix: "bench-idle", maxConns: n + 100})
+		prefix: "bench-idle", maxConns: n + 100, idleTimeout: settle + time.Minute})
 	if err != nil {
 		return err
 	}
