@@ -7,8 +7,8 @@
 # Targets (all loopback, small JSON POST Rate):
 #   upstream        the static "UPS" alone: the ceiling
 #   nginx           nginx injecting a static header (no access log)
-#   goproxy-bare    a 20-line goproxy program setting Authorization, built
-#                   at run time with the repo's go.mod (skipped without go)
+#   goproxy-bare    a 20-line goproxy program setting Authorization
+#                   (`bin/bench bare-goproxy -plain`, tools/bench)
 #   upsproxy-warn   base-URL mode (origin form), log level warn: no access log
 #   upsproxy-info   base-URL mode, log level info (the production default: one
 #                   JSON access line per request, stderr to a file)
@@ -154,50 +154,20 @@ if [ -n "$BASELINE_BIN" ]; then
   start_proxy base-info "$BASELINE_BIN" info
 fi
 
-# The bare goproxy: what any goproxy-based header injector costs.
+# The bare goproxy: what any goproxy-based header injector costs. It lives
+# in tools/bench (its own module: upsproxy itself no longer uses goproxy);
+# `make bench` builds bin/bench, BARE_BIN names another build of it.
 BARE=
-if command -v go >/dev/null 2>&1; then
-  mkdir -p "$work/bare"
-  cp go.mod go.sum "$work/bare/"
-  cat >"$work/bare/main.go" <<'GO'
-package main
-
-import (
-	"fmt"
-	"net"
-	"net/http"
-	"os"
-
-	"github.com/elazarl/goproxy"
-)
-
-func main() {
-	upstream := os.Args[1]
-	gp := goproxy.NewProxyHttpServer()
-	gp.Tr = &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
-	gp.NonproxyHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.URL.Scheme, r.URL.Host = "http", upstream
-		gp.ServeHTTP(w, r)
-	})
-	gp.OnRequest().DoFunc(func(r *http.Request, _ *goproxy.ProxyCtx) (*http.Request, *http.Response) {
-		r.Header.Set("Authorization", "Bearer static-benchmark-token")
-		return r, nil
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	fmt.Println("listening on", ln.Addr())
-	panic(http.Serve(ln, gp))
-}
-GO
-  if (cd "$work/bare" && timeout 120 go build -o bare . 2>"$work/bare/build.log"); then
-    "$work/bare/bare" "127.0.0.1:$UPS_PORT" >"$work/bare.out" 2>&1 & PID[goproxy-bare]=$!; pids+=($!)
-    wait_for "$work/bare.out" 'listening on'
-    BARE=$(sed -n 's/^listening on //p' "$work/bare.out")
-  else
-    echo "goproxy-bare skipped: build failed ($(tail -n 1 "$work/bare/build.log"))" >&2
-  fi
+BARE_BIN=${BARE_BIN:-./bin/bench}
+if [ ! -x "$BARE_BIN" ] && command -v go >/dev/null 2>&1; then
+  (cd tools/bench && timeout 300 go build -o "$work/bench" .) 2>"$work/bare-build.log" && BARE_BIN=$work/bench
+fi
+if [ -x "$BARE_BIN" ]; then
+  "$BARE_BIN" bare-goproxy -plain -upstream "127.0.0.1:$UPS_PORT" >"$work/bare.out" 2>&1 & PID[goproxy-bare]=$!; pids+=($!)
+  wait_for "$work/bare.out" 'listening on'
+  BARE=$(sed -n 's/^listening on //p' "$work/bare.out")
+else
+  echo "goproxy-bare skipped: no bin/bench ($(tail -n 1 "$work/bare-build.log" 2>/dev/null))" >&2
 fi
 
 body='{"RateRequest":{"Shipment":{"Shipper":{"ShipperNumber":"W599Y7"}}}}'

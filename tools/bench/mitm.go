@@ -31,6 +31,7 @@ func mitmBench(args []string) error {
 	workers := fs.Int("workers", 16, "concurrent clients")
 	rounds := fs.Int("rounds", 1, "runs per target (round-robin; medians reported)")
 	out := fs.String("out", "", "append result lines (JSON) to this file")
+	bin := fs.String("bin", "", "upsproxy binary (default bin/upsproxy): an A/B against another build")
 	_ = fs.Parse(args)
 
 	e, err := newEnv(*root)
@@ -46,8 +47,12 @@ func mitmBench(args []string) error {
 		return err
 	}
 	defer u.close()
-	p, err := e.startProxy(u, proxyOpts{name: "mitm", upstream: "https://" + u.addr, upsCAFile: u.caFile, warm: 2,
-		extraTop: "", prefix: "bench-mitm"})
+	warm := 2
+	if *bin != "" {
+		warm = -1 // another build may predate ups.warm_connections
+	}
+	p, err := e.startProxy(u, proxyOpts{name: "mitm", upstream: "https://" + u.addr, upsCAFile: u.caFile, warm: warm,
+		prefix: "bench-mitm", bin: *bin})
 	if err != nil {
 		return err
 	}
@@ -217,7 +222,11 @@ func bareGoproxy(args []string) error {
 	caKey := fs.String("key", "", "CA key")
 	upstream := fs.String("upstream", "", "host:port of UPS")
 	upsCA := fs.String("upsca", "", "UPS CA file")
+	plain := fs.Bool("plain", false, "no MITM: HTTP forward proxy and origin-form requests to an http:// upstream (scripts/bench-vs-nginx.sh)")
 	_ = fs.Parse(args)
+	if *plain {
+		return barePlain(*upstream)
+	}
 	ca, err := tls.LoadX509KeyPair(*caCert, *caKey)
 	if err != nil {
 		return err
@@ -238,6 +247,28 @@ func bareGoproxy(args []string) error {
 	})
 	gp.OnRequest().DoFunc(func(r *http.Request, _ *goproxy.ProxyCtx) (*http.Request, *http.Response) {
 		r.URL.Scheme, r.URL.Host = "https", *upstream
+		r.Header.Set("Authorization", "Bearer static-benchmark-token")
+		return r, nil
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	fmt.Println("listening on", ln.Addr())
+	return http.Serve(ln, gp)
+}
+
+// barePlain is the 20-line goproxy header injector of the throughput
+// comparison: origin-form requests go to upstream over plain HTTP.
+func barePlain(upstream string) error {
+	gp := goproxy.NewProxyHttpServer()
+	gp.Logger = nopLogger{}
+	gp.Tr = &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
+	gp.NonproxyHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.URL.Scheme, r.URL.Host = "http", upstream
+		gp.ServeHTTP(w, r)
+	})
+	gp.OnRequest().DoFunc(func(r *http.Request, _ *goproxy.ProxyCtx) (*http.Request, *http.Response) {
 		r.Header.Set("Authorization", "Bearer static-benchmark-token")
 		return r, nil
 	})

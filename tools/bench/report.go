@@ -155,7 +155,7 @@ func tableRows(rs []result) []row {
 				rw.ratio = fmt.Sprintf("%.2fx req/s", r.PerSec/a.PerSec)
 			}
 		default:
-			rw.figures = fmt.Sprintf("%g %s", r.Value, r.Unit)
+			rw.figures = fmt.Sprintf("%.4g %s", r.Value, r.Unit)
 			rw.ratio = r.Note
 		}
 		if r.ID == r.Anchor {
@@ -170,7 +170,7 @@ func tableRows(rs []result) []row {
 func printText(w io.Writer, rows []row) {
 	widths := [5]int{}
 	cells := func(r row) [5]string { return [5]string{r.section, r.name, r.figures, r.ratio, r.load} }
-	head := row{"section", "target", "figures", "ratio to anchor", "load avg", ""}
+	head := row{section: "section", name: "target", figures: "figures", ratio: "ratio to anchor / note", load: "load avg"}
 	all := append([]row{head}, rows...)
 	for _, r := range all {
 		for i, c := range cells(r) {
