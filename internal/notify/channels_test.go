@@ -187,6 +187,33 @@ func TestWebhookPostsTheEventFieldsAndAPlainTextForChatTools(t *testing.T) {
 	}
 }
 
+func TestWebhookNeverFollowsARedirectWithItsHeadersOrSecretURL(t *testing.T) {
+	var mu sync.Mutex
+	var got []*http.Request
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r)
+		mu.Unlock()
+	}))
+	defer elsewhere.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL+"/collect", http.StatusTemporaryRedirect)
+	}))
+	defer srv.Close()
+	w, _ := NewWebhook("slack", WebhookOptions{URL: srv.URL + "/services/T0/B0/secretpath",
+		Headers: map[string]string{"X-Api-Key": "hook-key-123"}})
+	err := w.Send(context.Background(), expiringEvent())
+	if err == nil || !strings.Contains(err.Error(), "307") || strings.Contains(err.Error(), "secretpath") {
+		t.Fatalf("err = %v, want the 307 as an error naming no secret", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 0 {
+		t.Fatalf("the redirect target got %d requests (X-Api-Key %q, Referer %q)", len(got),
+			got[0].Header.Get("X-Api-Key"), got[0].Header.Get("Referer"))
+	}
+}
+
 func TestWebhookErrorsNameTheHostButNeverTheSecretPath(t *testing.T) {
 	h := &hook{failN: 1}
 	srv := httptest.NewServer(h)

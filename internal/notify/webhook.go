@@ -20,7 +20,8 @@ type WebhookOptions struct {
 	// Headers are added to every request (an Authorization header, say);
 	// their values are never logged either.
 	Headers map[string]string
-	// Client sends the requests; nil means one with Timeout.
+	// Client sends the requests; nil means one with Timeout that follows
+	// no redirect (see NewWebhook).
 	Client *http.Client
 	// Timeout bounds one delivery attempt. Default 15s.
 	Timeout time.Duration
@@ -45,7 +46,14 @@ func NewWebhook(name string, o WebhookOptions) (*Webhook, error) {
 		o.Timeout = 15 * time.Second
 	}
 	if o.Client == nil {
-		o.Client = &http.Client{Timeout: o.Timeout}
+		// A redirect is answered as an error, never followed: following
+		// one would hand the custom Headers (an API key under any name
+		// but Authorization survives a cross-host redirect in net/http)
+		// and the secret URL itself (as Referer) to whatever host the
+		// answer names.
+		o.Client = &http.Client{Timeout: o.Timeout, CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		}}
 	}
 	return &Webhook{name: name, opts: o, host: u.Host}, nil
 }
