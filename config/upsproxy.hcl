@@ -172,10 +172,14 @@ rewrite "legacy-track" {
 # password_hash is bcrypt ($2a$, $2b$ or $2y$); make one with:
 #   htpasswd -nbBC 10 "" 'THE PASSWORD' | tr -d ':\n'
 # carrier (optional) pins the client to one carrier.
+# redirect_uris (optional): where upsproxy's answer to the client's OAuth
+# authorize request may send its browser, compared exactly; loopback URIs
+# and the carriers' redirect_uri are always allowed.
 #
 # client "warehouse-1" {
 #   password_hash = "$2a$10$mZfaaPCVaDin1zY4zdQu/uIJ3xL8oChYAJVdN28wS9GacPBDTE9A."
 #   carrier       = "main"
+#   redirect_uris = ["https://warehouse.example/ups/callback"]
 # }
 
 # One carrier per UPS application (client ID) and environment. A request's

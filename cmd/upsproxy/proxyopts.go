@@ -25,6 +25,7 @@ func proxyConfig(cfg *config.Config) proxy.Config {
 			Default:           car.Default,
 			FillShipperNumber: car.FillShipperNumber,
 			ClientIDs:         car.ClientIDs,
+			RedirectURI:       car.RedirectURI,
 		}
 		for _, a := range car.ShipperAccounts {
 			pc.ShipperNumbers = append(pc.ShipperNumbers, a.Number)
@@ -35,7 +36,8 @@ func proxyConfig(cfg *config.Config) proxy.Config {
 		out.Carriers = append(out.Carriers, pc)
 	}
 	for _, c := range cfg.Clients {
-		out.Clients = append(out.Clients, proxy.Client{Name: c.Name, PasswordHash: c.PasswordHash, Carrier: c.Carrier})
+		out.Clients = append(out.Clients, proxy.Client{Name: c.Name, PasswordHash: c.PasswordHash, Carrier: c.Carrier,
+			RedirectURIs: c.RedirectURIs})
 	}
 	for _, r := range cfg.Rewrites {
 		out.Rewrites = append(out.Rewrites, proxy.Rewrite{Name: r.Name, Match: r.Match, Replace: r.Replace})

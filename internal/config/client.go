@@ -16,14 +16,19 @@ type Client struct {
 	PasswordHash string
 	// Carrier, when set, is the carrier this client's requests use;
 	// otherwise the carrier is resolved from the request.
-	Carrier   string
-	DeclRange hcl.Range
+	Carrier string
+	// RedirectURIs are where the proxy's OAuth authorize answer may send
+	// this client's browser, besides loopback URIs and the carriers'
+	// redirect_uri.
+	RedirectURIs []string
+	DeclRange    hcl.Range
 }
 
 type rawClient struct {
 	Name         string    `hcl:"name,label"`
 	PasswordHash *string   `hcl:"password_hash,optional"`
 	Carrier      string    `hcl:"carrier,optional"`
+	RedirectURIs *[]string `hcl:"redirect_uris,optional"`
 	Body         hcl.Body  `hcl:",body"`
 	DeclRange    hcl.Range `hcl:",def_range"`
 }
@@ -47,6 +52,19 @@ func (r *rawClient) build(bd *builder) (Client, hcl.Diagnostics) {
 				"password_hash must be a bcrypt hash starting with $2a$, $2b$ or $2y$ (for example from: htpasswd -nbBC 10 USER PASSWORD)."))
 		} else {
 			out.PasswordHash = *r.PasswordHash
+		}
+	}
+	if b.given("redirect_uris", r.RedirectURIs != nil) {
+		for _, raw := range *r.RedirectURIs {
+			if u, why := httpURL(raw); why != "" || u.Fragment != "" {
+				if why == "" {
+					why = "it must not have a #fragment"
+				}
+				diags = append(diags, b.errorf("redirect_uris", "Invalid redirect URI",
+					"Each of redirect_uris must be an absolute http(s) URL, like \"https://app.example/callback\": %q: %s.", raw, why))
+				continue
+			}
+			out.RedirectURIs = append(out.RedirectURIs, raw)
 		}
 	}
 	return out, diags

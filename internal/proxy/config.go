@@ -70,6 +70,10 @@ type Carrier struct {
 	// ClientIDs are OAuth client ids whose tokens from the proxy's token
 	// endpoint use this carrier; an id may belong to one carrier only.
 	ClientIDs []string
+	// RedirectURI is the redirect URI registered with the carrier's UPS
+	// application; the proxy's authorize answer may redirect to it (a
+	// client sharing that application registered the same one).
+	RedirectURI string
 }
 
 // Client is a proxy user (an HCL client block).
@@ -82,6 +86,10 @@ type Client struct {
 	// it, and a request naming another carrier or another carrier's
 	// shipper account is refused.
 	Carrier string
+	// RedirectURIs are the redirect URIs (compared exactly) the proxy's
+	// authorize answer may send this client's browser to, besides the
+	// loopback ones and the carriers' redirect_uri.
+	RedirectURIs []string
 }
 
 // String keeps the hash out of logs.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -420,6 +421,8 @@ func lifetime(d time.Duration) string { return strconv.FormatInt(int64(d/time.Se
 // authorize answers UPS's authorize page as if the user had approved at
 // once: a redirect back with a code the proxy signed. With client blocks,
 // client_id must name one (the code is only redeemed with its secret).
+// The redirect goes only where redirectAllowed says: any other target
+// would make the proxy's host an open redirect.
 func (p *Proxy) authorize(x *exchange, req *http.Request, rt *routing, signer *clienttoken.Signer) *http.Response {
 	q := req.URL.Query()
 	id := q.Get("client_id")
@@ -432,8 +435,9 @@ func (p *Proxy) authorize(x *exchange, req *http.Request, rt *routing, signer *c
 	if q.Get("response_type") != "code" {
 		return x.fail(req, oauthBadRequest("Invalid response_type: only code is supported"))
 	}
-	target, err := url.Parse(q.Get("redirect_uri"))
-	if err != nil || (target.Scheme != "https" && target.Scheme != "http") || target.Host == "" {
+	raw := q.Get("redirect_uri")
+	target, err := url.Parse(raw)
+	if err != nil || !rt.redirectAllowed(cl, raw, target) {
 		return x.fail(req, errOAuthBadRedirect)
 	}
 	now := p.now().Truncate(time.Second)
@@ -449,6 +453,46 @@ func (p *Proxy) authorize(x *exchange, req *http.Request, rt *routing, signer *c
 	}
 	target.RawQuery = tq.Encode()
 	return x.answer(req, http.StatusFound, nil, http.Header{"Location": {target.String()}})
+}
+
+// redirectAllowed reports whether the authorize answer may send the
+// browser to raw (parsed: u). UPS redirects only to the URIs registered
+// with the application; the proxy knows its own equivalents:
+//   - a loopback URI (http or https to 127.0.0.0/8, ::1 or localhost, any
+//     port and path), where native apps listen (RFC 8252, 7.3);
+//   - a carrier's redirect_uri, the URI registered with its UPS
+//     application;
+//   - one of the client block's redirect_uris (cl, nil without client
+//     blocks).
+//
+// The configured ones are compared exactly, as RFC 6749 (3.1.2) asks.
+func (rt *routing) redirectAllowed(cl *client, raw string, u *url.URL) bool {
+	if !validRedirectURL(u) {
+		return false
+	}
+	if rt.redirects[raw] || (cl != nil && cl.redirects[raw]) {
+		return true
+	}
+	host := u.Hostname()
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Zone() == "" && a.IsLoopback()
+}
+
+// validRedirect checks a configured redirect URI's shape.
+func validRedirect(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && validRedirectURL(u)
+}
+
+// validRedirectURL: absolute http(s) with a host, no user info (a URL like
+// https://127.0.0.1@evil.example/ reads as loopback to a person), no
+// fragment (RFC 6749, 3.1.2).
+func validRedirectURL(u *url.URL) bool {
+	return (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && u.User == nil &&
+		u.Fragment == "" && u.Opaque == ""
 }
 
 // answer is the proxy's own successful answer (the token endpoint's).

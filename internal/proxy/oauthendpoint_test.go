@@ -187,7 +187,7 @@ func pxClients(t *testing.T) []proxy.Client {
 		t.Fatal(err)
 	}
 	return []proxy.Client{
-		{Name: "shop", PasswordHash: string(h), Carrier: "cie"},
+		{Name: "shop", PasswordHash: string(h), Carrier: "cie", RedirectURIs: []string{"https://app.example/cb?keep=1"}},
 		{Name: "free", PasswordHash: string(h)},
 	}
 }
@@ -300,6 +300,60 @@ func TestOAuth_AuthorizeCodeAndRefreshGiveAChainBoundToTheClient(t *testing.T) {
 	resp, body = tokenRequest(t, c, base+"/security/v1/oauth/refresh", refresh, map[string]string{"Authorization": basic("shop", "right-secret")})
 	if resp.StatusCode != 200 || tokenFields(t, body)["refresh_token"] == "" {
 		t.Fatalf("refresh: %d %s", resp.StatusCode, body)
+	}
+	if n := len(e.test.requests()) + len(e.prod.requests()); n != 0 {
+		t.Fatalf("%d requests reached UPS", n)
+	}
+}
+
+func TestOAuth_AuthorizeRedirectsOnlyToLoopbackOrConfiguredURIs(t *testing.T) {
+	e := newTestEnv(t, func(o *proxy.Options) {
+		o.Config.Clients = pxClients(t)
+		o.Config.Carriers[0].RedirectURI = "https://console.example/upscallback"
+	})
+	e.proxy.SetClientTokenSigner(testSigner(t))
+	c, base := e.originClient(t)
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	authorize := func(client, redirect string) (*http.Response, string) {
+		resp, err := c.Get(base + "/security/v1/oauth/authorize?client_id=" + client + "&response_type=code&state=s&redirect_uri=" +
+			url.QueryEscape(redirect))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, readBody(t, resp)
+	}
+	for _, ok := range []struct{ client, redirect string }{
+		{"shop", "https://app.example/cb?keep=1"},        // its redirect_uris
+		{"free", "https://console.example/upscallback"},  // a carrier's redirect_uri
+		{"free", "http://127.0.0.1:53121/callback"},      // RFC 8252 loopback, any port
+		{"free", "http://[::1]:8080/"},                   //
+		{"free", "http://localhost:9000/oauth/callback"}, //
+	} {
+		resp, body := authorize(ok.client, ok.redirect)
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		if resp.StatusCode != http.StatusFound || loc == nil || !strings.HasPrefix(loc.String(), strings.SplitN(ok.redirect, "?", 2)[0]) {
+			t.Errorf("%s to %s: %d Location %q %s", ok.client, ok.redirect, resp.StatusCode, resp.Header.Get("Location"), body)
+		}
+	}
+	for _, bad := range []struct{ client, redirect string }{
+		{"free", "https://evil.example/"},                    // anywhere else
+		{"free", "https://app.example/cb?keep=1"},            // another client's redirect_uris
+		{"shop", "https://app.example/cb"},                   // not exactly the configured one
+		{"shop", "https://app.example/cb?keep=1&x=1"},        //
+		{"free", "https://console.example/upscallback/../x"}, //
+		{"free", "http://127.0.0.1@evil.example/"},           // reads as loopback, is not
+		{"free", "http://localhost.evil.example/"},           //
+		{"free", "http://127.0.0.1:1/#frag"},                 // fragments are refused (RFC 6749)
+		{"free", "javascript:alert(1)//127.0.0.1"},           //
+		{"free", "//evil.example/"},                          //
+		{"free", "http://10.0.0.1/"},                         //
+	} {
+		resp, body := authorize(bad.client, bad.redirect)
+		if resp.Header.Get("Location") != "" {
+			t.Errorf("%s to %s: redirected to %q", bad.client, bad.redirect, resp.Header.Get("Location"))
+			continue
+		}
+		wantUPSError(t, resp, body, http.StatusBadRequest, ups.CodeInvalidRequest, proxy.CodeOAuthInvalidRequest)
 	}
 	if n := len(e.test.requests()) + len(e.prod.requests()); n != 0 {
 		t.Fatalf("%d requests reached UPS", n)

@@ -22,6 +22,9 @@ type routing struct {
 	// byClientID maps the carriers' client_ids to their carrier (OAuth
 	// clients, oauthendpoint.go).
 	byClientID map[string]*route
+	// redirects are the carriers' redirect_uri values, where the
+	// authorize answer may send any client (oauthendpoint.go).
+	redirects map[string]bool
 
 	// clients is nil when no client block exists: no proxy auth.
 	clients map[string]*client
@@ -77,9 +80,10 @@ func (r *route) authorization(token string) []string {
 
 // client is a proxy user, with the carrier it is pinned to.
 type client struct {
-	name string
-	hash []byte
-	pin  *route // nil: the carrier is resolved from the request
+	name      string
+	hash      []byte
+	pin       *route          // nil: the carrier is resolved from the request
+	redirects map[string]bool // its redirect_uris (authorize)
 }
 
 // maxShipperNumberLen bounds a shipper number looked up or echoed; UPS
@@ -136,6 +140,18 @@ func buildRouting(cfg Config) (*routing, error) {
 			rt.byShipper[key] = r
 		}
 	}
+	for _, c := range cfg.Carriers {
+		if c.RedirectURI == "" {
+			continue
+		}
+		if !validRedirect(c.RedirectURI) {
+			return nil, fmt.Errorf("carrier %q: redirect URI %q is not an absolute http(s) URL without a fragment", c.Name, c.RedirectURI)
+		}
+		if rt.redirects == nil {
+			rt.redirects = make(map[string]bool)
+		}
+		rt.redirects[c.RedirectURI] = true
+	}
 	var err error
 	if rt.byClientID, err = buildClientIDs(cfg.Carriers, rt.byName); err != nil {
 		return nil, err
@@ -154,6 +170,15 @@ func buildRouting(cfg Config) (*routing, error) {
 				return nil, fmt.Errorf("client %q: password hash is not a bcrypt hash", c.Name)
 			}
 			cl := &client{name: c.Name, hash: []byte(c.PasswordHash)}
+			for _, u := range c.RedirectURIs {
+				if !validRedirect(u) {
+					return nil, fmt.Errorf("client %q: redirect URI %q is not an absolute http(s) URL without a fragment", c.Name, u)
+				}
+				if cl.redirects == nil {
+					cl.redirects = make(map[string]bool, len(c.RedirectURIs))
+				}
+				cl.redirects[u] = true
+			}
 			if c.Carrier != "" {
 				if cl.pin = rt.byName[c.Carrier]; cl.pin == nil {
 					return nil, fmt.Errorf("client %q: unknown carrier %q", c.Name, c.Carrier)
