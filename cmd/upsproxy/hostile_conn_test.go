@@ -156,12 +156,24 @@ func TestHostile_ARefusalThatNeedsNoBodyIsAnsweredAtOnceAndCloses(t *testing.T) 
 
 	t.Run("missing proxy credentials and Content-Length 1000 with no body: 407", func(t *testing.T) {
 		c := dial(t, s)
-		fmt.Fprintf(c, "POST /api/rating/v2409/Rate HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n", s.addr)
+		fmt.Fprintf(c, "POST http://%s/api/rating/v2409/Rate HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n", ups.TestHost, ups.TestHost)
 		br := bufio.NewReader(c)
 		r := readAnswer(t, c, br, http.MethodPost)
 		pxWantError(t, r, http.StatusProxyAuthRequired, "UPSPROXY_PROXY_AUTH_REQUIRED")
 		if r.header.Get("Proxy-Authenticate") == "" {
 			t.Error("407 without Proxy-Authenticate")
+		}
+		wantClosed(t, c, br)
+	})
+
+	t.Run("base-URL mode, no credentials at all, Content-Length 1000 with no body: 401", func(t *testing.T) {
+		c := dial(t, s)
+		fmt.Fprintf(c, "POST /api/rating/v2409/Rate HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n", s.addr)
+		br := bufio.NewReader(c)
+		r := readAnswer(t, c, br, http.MethodPost)
+		pxWantError(t, r, http.StatusUnauthorized, "UPSPROXY_PROXY_AUTH_REQUIRED")
+		if r.header.Get("WWW-Authenticate") != `Bearer realm="upsproxy"` {
+			t.Errorf("WWW-Authenticate = %q", r.header.Get("WWW-Authenticate"))
 		}
 		wantClosed(t, c, br)
 	})

@@ -115,7 +115,9 @@ func TestOAuthClient_NpmUpsAPITracksThroughTheProxyWithOnlyItsBaseURLsChanged(t 
 	t.Run("client blocks: its token from the proxy authenticates it", func(t *testing.T) {
 		e := oauthEnv(t)
 		s := e.serve()
-		runUpsAPI(t, node, script, s, "shop", oauthSecret, "eager")
+		// "lazy": ups-api calls the API first and fetches its token only
+		// after the proxy's 401 (base-URL mode, no credentials at all).
+		runUpsAPI(t, node, script, s, "shop", oauthSecret, "lazy")
 		e.wantOnlyCarrierToken(t, "main")
 		n := 0
 		for _, l := range s.lines() {

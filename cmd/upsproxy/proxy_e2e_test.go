@@ -235,8 +235,10 @@ func TestEndToEnd_EverySPECErrorCodeIsReachableThroughTheRealServer(t *testing.T
 			setup: setup{o: envOptions{extra: `client "wh1" {
   password_hash = "` + pxHash(t, "wh1-proxy-password") + `"
 }`}, before: func(t *testing.T, e *env) { e.login("main") }},
-			send:   pxPost(rate, nil),
-			status: 407, code: "UPSPROXY_PROXY_AUTH_REQUIRED", wantIn: "proxy",
+			send: pxPost(rate, nil),
+			// Base-URL mode with no credentials at all: 401 (plus
+			// WWW-Authenticate: Bearer), so OAuth clients fetch a token.
+			status: 401, code: "UPSPROXY_PROXY_AUTH_REQUIRED", wantIn: "Proxy-Authorization",
 		},
 		{
 			name:   "X-Upsproxy-Carrier names no configured carrier",
@@ -467,8 +469,8 @@ func TestEndToEnd_CarrierResolutionFollowsSPECsOrderAndRefusesConflicts(t *testi
 				sh["PaymentDetails"] = map[string]any{"ShipmentCharge": []any{bill("C33333")}}
 			}),
 			wantStatus: 400, wantCode: "UPSPROXY_NO_CARRIER", wantIn: []string{`"main"`, `"third"`}},
-		{name: "no proxy credentials",
-			header: nil, body: noNumber, wantStatus: 407, wantCode: "UPSPROXY_PROXY_AUTH_REQUIRED"},
+		{name: "no credentials at all (base-URL mode): 401 with WWW-Authenticate, so OAuth clients fetch a token",
+			header: nil, body: noNumber, wantStatus: 401, wantCode: "UPSPROXY_PROXY_AUTH_REQUIRED", wantIn: []string{"/security/v1/oauth/token"}},
 		{name: "wrong proxy password",
 			header: map[string]string{"Proxy-Authorization": pxBasic("any", "guess")}, body: noNumber,
 			wantStatus: 407, wantCode: "UPSPROXY_PROXY_AUTH_REQUIRED", wantIn: []string{"wrong"}},
@@ -488,6 +490,10 @@ func TestEndToEnd_CarrierResolutionFollowsSPECsOrderAndRefusesConflicts(t *testi
 				}
 				if c.wantStatus == http.StatusProxyAuthRequired && r.header.Get("Proxy-Authenticate") != `Basic realm="upsproxy"` {
 					t.Errorf("Proxy-Authenticate = %q", r.header.Get("Proxy-Authenticate"))
+				}
+				if c.wantCode == "UPSPROXY_PROXY_AUTH_REQUIRED" && c.wantStatus == http.StatusUnauthorized &&
+					(r.header.Get("WWW-Authenticate") != `Bearer realm="upsproxy"` || r.header.Get("Proxy-Authenticate") != "") {
+					t.Errorf("WWW-Authenticate = %q, Proxy-Authenticate = %q", r.header.Get("WWW-Authenticate"), r.header.Get("Proxy-Authenticate"))
 				}
 				if len(e.sim.Requests()) != before {
 					t.Error("a refused request reached UPS")

@@ -125,6 +125,9 @@ const (
 	// headersTooLargeStatus: UPSPROXY_BAD_REQUEST when the request line and
 	// headers exceed limits.max_header_bytes.
 	headersTooLargeStatus = http.StatusRequestHeaderFieldsTooLarge
+	// bearerRequiredStatus: UPSPROXY_PROXY_AUTH_REQUIRED for a base-URL
+	// mode request that carries no credentials at all (errBearerRequired).
+	bearerRequiredStatus = http.StatusUnauthorized
 )
 
 // proxyError is an answer the proxy gives itself instead of UPS's. Its body
@@ -140,6 +143,8 @@ type proxyError struct {
 	lengthValue []string
 	// authenticate, when set, is sent as Proxy-Authenticate (407 only).
 	authenticate []string
+	// wwwAuthenticate, when set, is sent as WWW-Authenticate (401 only).
+	wwwAuthenticate []string
 	// allow, when set, is sent as Allow (405 only).
 	allow []string
 }
@@ -174,6 +179,9 @@ func (e *proxyError) response(req *http.Request) *http.Response {
 	h[ErrorHeader] = e.codeValue
 	if e.authenticate != nil {
 		h["Proxy-Authenticate"] = e.authenticate
+	}
+	if e.wwwAuthenticate != nil {
+		h["Www-Authenticate"] = e.wwwAuthenticate
 	}
 	if e.allow != nil {
 		h["Allow"] = e.allow
@@ -211,6 +219,18 @@ var (
 			"in your software's proxy settings (sent as Proxy-Authorization: Basic)."))
 	errProxyAuthFailed = withAuthenticate(newProxyError(CodeProxyAuthRequired,
 		"The proxy user name or password is wrong."))
+	// errBearerRequired is UPSPROXY_PROXY_AUTH_REQUIRED for a base-URL mode
+	// request with no credentials at all (see proxyUser): 401 with
+	// WWW-Authenticate: Bearer, the answer that makes an OAuth client fetch
+	// its token (many do so only after a 401), instead of a 407 such a
+	// client does not understand, since it knows of no proxy.
+	errBearerRequired = func() *proxyError {
+		e := newProxyErrorStatus(CodeProxyAuthRequired, bearerRequiredStatus,
+			"This upsproxy requires its clients to authenticate: fetch an OAuth token from /security/v1/oauth/token "+
+				"with a client block's name and password as client id and secret, or send Proxy-Authorization: Basic.")
+		e.wwwAuthenticate = []string{`Bearer realm="upsproxy"`}
+		return e
+	}()
 )
 
 // Refusals of malformed, slow or disallowed requests.

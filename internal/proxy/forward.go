@@ -136,7 +136,16 @@ func (p *Proxy) proxyUser(rt *routing, req *http.Request, tun *tunnel, tok clien
 	} else if tun != nil {
 		auth = tun.auth
 	}
-	return rt.identify(req.Context(), auth, tok)
+	cl, err := rt.identify(req.Context(), auth, tok)
+	if err == errProxyAuthMissing && auth == "" && tun == nil && req.URL.Host == baseURLHost &&
+		len(req.Header[authorizationHeader]) == 0 {
+		// Base-URL mode and no credentials of any kind: the client knows
+		// of no proxy, so it is most likely an OAuth client that fetches
+		// its token only once refused (npm ups-api does). Proxy-aware
+		// modes and clients that sent something keep the 407.
+		return nil, errBearerRequired
+	}
+	return cl, err
 }
 
 // checkEnvironment refuses a request for the Test host that resolved to a

@@ -571,11 +571,14 @@ func (e *clientTokenError) As(target any) bool {
 // (base-URL mode), a valid upsproxy token issued to a client block. Both
 // at once must name the same client.
 func (rt *routing) identify(ctx context.Context, auth string, tok clienttoken.Claims) (*client, error) {
-	if auth == "" && tok.Authenticated {
-		if cl := rt.clients[tok.Client]; cl != nil {
+	if auth == "" && tok.Kind != 0 {
+		if cl := rt.clients[tok.Client]; cl != nil && tok.Authenticated {
 			return cl, nil
 		}
-		return nil, errOAuthInvalidToken // the client block is gone
+		// The client block is gone, or the token is a placeholder issued
+		// before client blocks existed: UPS's bad-token answer makes the
+		// client fetch a new one, which then authenticates it.
+		return nil, errOAuthInvalidToken
 	}
 	cl, err := rt.authenticate(ctx, auth)
 	if err != nil {

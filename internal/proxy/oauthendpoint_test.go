@@ -240,10 +240,27 @@ func TestOAuth_WithClientBlocksTheTokenAuthenticatesAndPinsTheClient(t *testing.
 	if resp.StatusCode != http.StatusForbidden || resp.Header.Get(proxy.ErrorHeader) != proxy.CodeNoCarrier {
 		t.Fatalf("other carrier named: %d %s", resp.StatusCode, body)
 	}
-	// Without a token, proxy credentials are still required.
+	// Without a token, credentials are still required: in base-URL mode
+	// with none at all, a 401 that makes an OAuth client fetch its token
+	// (SPEC's code kept); with anything else, the 407.
 	resp, body = call("", nil)
-	if resp.StatusCode != http.StatusProxyAuthRequired {
-		t.Fatalf("no credentials: %d %s", resp.StatusCode, body)
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get(proxy.ErrorHeader) != proxy.CodeProxyAuthRequired ||
+		resp.Header.Get("WWW-Authenticate") != `Bearer realm="upsproxy"` || resp.Header.Get("Proxy-Authenticate") != "" {
+		t.Fatalf("no credentials: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	resp, body = call("", map[string]string{"Authorization": "Bearer some-stale-ups-token"})
+	if resp.StatusCode != http.StatusProxyAuthRequired || resp.Header.Get("Proxy-Authenticate") == "" {
+		t.Fatalf("a foreign bearer and no proxy credentials: %d %s", resp.StatusCode, body)
+	}
+	resp, body = call("", map[string]string{"Proxy-Authorization": basic("shop", "wrong")})
+	if resp.StatusCode != http.StatusProxyAuthRequired || resp.Header.Get("WWW-Authenticate") != "" {
+		t.Fatalf("wrong proxy credentials: %d %s", resp.StatusCode, body)
+	}
+	fc, _ := e.forwardClient(t)
+	if resp, err := fc.Get("http://onlinetools.ups.com/api/track/v1/details/1Z"); err != nil {
+		t.Fatal(err)
+	} else if body := readBody(t, resp); resp.StatusCode != http.StatusProxyAuthRequired || resp.Header.Get("Proxy-Authenticate") == "" {
+		t.Fatalf("HTTP forward proxy mode, no credentials: %d %s", resp.StatusCode, body)
 	}
 	// Proxy credentials of another client with this client's token.
 	resp, body = call(tok, map[string]string{"Proxy-Authorization": basic("free", "right-secret")})
@@ -257,6 +274,35 @@ func TestOAuth_WithClientBlocksTheTokenAuthenticatesAndPinsTheClient(t *testing.
 	wantUPSError(t, resp, body, http.StatusUnauthorized, ups.CodeInvalidAuth, proxy.CodeOAuthInvalidToken)
 	if n := len(e.test.requests()) + len(e.prod.requests()); n != 1 {
 		t.Fatalf("%d requests reached UPS, want only the first API call", n)
+	}
+}
+
+func TestOAuth_APlaceholderTokenFromBeforeClientBlocksGetsUPSBadTokenAnswer(t *testing.T) {
+	e := newTestEnv(t, nil)
+	e.proxy.SetClientTokenSigner(testSigner(t))
+	c, base := e.originClient(t)
+	resp, body := tokenRequest(t, c, base+"/security/v1/oauth/token", url.Values{"grant_type": {"client_credentials"}},
+		map[string]string{"Authorization": basic("shop", "anything")})
+	if resp.StatusCode != 200 {
+		t.Fatalf("token: %d %s", resp.StatusCode, body)
+	}
+	placeholder := tokenFields(t, body)["access_token"]
+	cfg := proxy.Config{Carriers: testCarriers(), Clients: pxClients(t), Upstreams: map[ups.Environment]*url.URL{
+		ups.Production: e.prod.hostURL(t), ups.Test: e.test.hostURL(t)}}
+	if err := e.proxy.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, base+"/api/track/v1/details/1Z", nil)
+	req.Header.Set("Authorization", "Bearer "+placeholder)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Not a 407 the OAuth client cannot act on: UPS's bad-token answer,
+	// after which it fetches a token that authenticates it.
+	wantUPSError(t, resp, readBody(t, resp), http.StatusUnauthorized, ups.CodeInvalidAuth, proxy.CodeOAuthInvalidToken)
+	if n := len(e.test.requests()) + len(e.prod.requests()); n != 0 {
+		t.Fatalf("%d requests reached UPS", n)
 	}
 }
 
