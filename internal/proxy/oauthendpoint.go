@@ -59,6 +59,10 @@ const (
 // hundred bytes.
 const maxOAuthForm = 16 << 10
 
+// maxOAuthClientID bounds a token request's client id (UPS's are 48
+// characters; a client block's name is a short proxy user name).
+const maxOAuthClientID = 256
+
 // Error codes of the token endpoint and of presented proxy tokens, in the
 // X-Upsproxy-Error header. The body is UPS's own error for the same
 // mistake (10400, 10401, 250002), so the client's error handling works.
@@ -246,6 +250,11 @@ func (rt *routing) oauthClient(ctx context.Context, h http.Header, form url.Valu
 		return oauthIdentity{}, errOAuthInvalidClient
 	case !basic:
 		id, secret = formID, formSecret
+	}
+	if len(id) > maxOAuthClientID {
+		// Without client blocks the id is taken as said, and it goes into
+		// the signed token, the answer and the access log.
+		return oauthIdentity{}, errOAuthInvalidClient
 	}
 	if rt.clients == nil {
 		return oauthIdentity{name: id}, nil

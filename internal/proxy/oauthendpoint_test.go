@@ -277,6 +277,34 @@ func TestOAuth_WithClientBlocksTheTokenAuthenticatesAndPinsTheClient(t *testing.
 	}
 }
 
+func TestOAuth_AHugeClientIDIsRefusedNotSignedEchoedOrLogged(t *testing.T) {
+	e := newTestEnv(t, nil)
+	e.proxy.SetClientTokenSigner(testSigner(t))
+	c, base := e.originClient(t)
+	huge := strings.Repeat("i", 8<<10)
+	for _, tc := range []struct {
+		name   string
+		form   url.Values
+		header map[string]string
+	}{
+		{"Basic", url.Values{"grant_type": {"client_credentials"}}, map[string]string{"Authorization": basic(huge, "s")}},
+		{"form", url.Values{"grant_type": {"client_credentials"}, "client_id": {huge}}, nil},
+	} {
+		resp, body := tokenRequest(t, c, base+"/security/v1/oauth/token", tc.form, tc.header)
+		wantUPSError(t, resp, body, http.StatusUnauthorized, ups.CodeInvalidClient, proxy.CodeOAuthInvalidClient)
+		if strings.Contains(body, huge[:300]) {
+			t.Errorf("%s: the id is echoed", tc.name)
+		}
+	}
+	for _, l := range e.logs.All() {
+		for _, f := range l.Context {
+			if strings.Contains(f.String, huge[:300]) {
+				t.Errorf("log %q field %s holds the id", l.Message, f.Key)
+			}
+		}
+	}
+}
+
 func TestOAuth_APlaceholderTokenFromBeforeClientBlocksGetsUPSBadTokenAnswer(t *testing.T) {
 	e := newTestEnv(t, nil)
 	e.proxy.SetClientTokenSigner(testSigner(t))
