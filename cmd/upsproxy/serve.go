@@ -158,8 +158,12 @@ func (c *cli) serve(ctx context.Context) error {
 			Status: func() any { return d.broker.Status() },
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       time.Minute,
-		ErrorLog:          zap.NewStdLog(log.Named("admin-http")),
+		// Its endpoints read no body; without ReadTimeout net/http would
+		// wait for a declared one forever after the answer.
+		ReadTimeout:    10 * time.Second,
+		IdleTimeout:    time.Minute,
+		MaxHeaderBytes: 16 << 10,
+		ErrorLog:       zap.NewStdLog(log.Named("admin-http")),
 	}
 
 	consoleSrv, consoleLn, err := d.startConsole(ctx, store)
