@@ -67,7 +67,7 @@ func TestAccessTokenWorksUntilTheInstantItExpires(t *testing.T) {
 		t.Fatalf("a nanosecond before expiry: %d %s", res.Status, res.Body)
 	}
 	clock.Advance(time.Nanosecond)
-	wantEnvelope(t, serve(s, apiRequest(http.MethodPost, "h", "/api/rating/v2409/Rate", tok, rateBody("03", "US", "5"))), 401, ups.CodeInvalidAuth, msgInvalidAuth)
+	wantEnvelope(t, serve(s, apiRequest(http.MethodPost, "h", "/api/rating/v2409/Rate", tok, rateBody("03", "US", "5"))), 401, ups.CodeInvalidAuth, ups.MsgInvalidAuth)
 }
 
 func TestRevokeAccessTokensSparesTokensIssuedAfterwards(t *testing.T) {
