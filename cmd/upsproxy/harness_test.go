@@ -601,3 +601,45 @@ func (a *appRole) login(secretID string) *vaultapi.Client {
 	c.SetToken(login.Auth.ClientToken)
 	return c
 }
+
+// inFlight is a request sent in the background, for the tests of what a
+// stop does to a request in flight.
+type inFlight struct {
+	done   chan struct{}
+	status int
+	err    error
+}
+
+// sendInBackground sends req with client on its own goroutine and reads
+// the answer's body whole.
+func sendInBackground(client *http.Client, req *http.Request) *inFlight {
+	f := &inFlight{done: make(chan struct{})}
+	go func() {
+		defer close(f.done)
+		resp, err := client.Do(req)
+		if err != nil {
+			f.err = err
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		f.status = resp.StatusCode
+	}()
+	return f
+}
+
+// finished reports, without waiting, whether the answer is in.
+func (f *inFlight) finished() bool {
+	select {
+	case <-f.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// wait waits for the answer and returns its status.
+func (f *inFlight) wait() (status int, err error) {
+	<-f.done
+	return f.status, f.err
+}

@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -239,29 +238,13 @@ func sigtermDuringSlowRequest(t *testing.T, mode string) {
 		client, target = e.proxyClient(&server{addr: r.addr}), "https://wwwcie.ups.com/api/rating/v2409/Rate"
 	}
 
-	var wg sync.WaitGroup
-	wg.Add(1)
-	var status int
-	var reqErr error
-	go func() {
-		defer wg.Done()
-		req := legacyRequest(t, http.MethodPost, target, rateBody(t))
-		resp, err := client.Do(req)
-		if err != nil {
-			reqErr = err
-			return
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		status = resp.StatusCode
-	}()
+	req := sendInBackground(client, legacyRequest(t, http.MethodPost, target, rateBody(t)))
 	waitFor(t, func() bool { return e.sim.Stats().APICalls == 1 }, "the request to reach UPS")
 	start := time.Now()
 	if err := r.kill(syscall.SIGTERM); err != nil {
 		t.Fatalf("exit status after SIGTERM: %v", err)
 	}
-	wg.Wait()
-	if reqErr != nil || status != 200 {
+	if status, reqErr := req.wait(); reqErr != nil || status != 200 {
 		t.Fatalf("the in-flight request did not complete: %v status %d", reqErr, status)
 	}
 	if time.Since(start) < time.Second {
