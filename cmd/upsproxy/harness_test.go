@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	vaultapi "github.com/hashicorp/vault/api"
+
 	"github.com/upsproxy/upsproxy/internal/proxy"
 	"github.com/upsproxy/upsproxy/internal/testutil/vaultdevtest"
 	"github.com/upsproxy/upsproxy/internal/ups"
@@ -527,4 +529,117 @@ func (u *recordingUPS) reset() {
 	u.mu.Lock()
 	u.seen = nil
 	u.mu.Unlock()
+}
+
+// appRoleAuth is the vault auth block of a config whose commands log in
+// with the AppRole useAppRole sets up.
+const appRoleAuth = `auth "approle" {
+    role_id        = file("approle-role-id")
+    secret_id_file = "approle-secret-id"
+  }`
+
+// appRole is the AppRole role "upsproxy" of the test's Vault.
+type appRole struct {
+	e    *env
+	root *vaultapi.Client
+	id   string
+}
+
+// useAppRole writes policy as "upsproxy" and creates the AppRole role
+// "upsproxy" with only that policy (not Vault's default one, so a test
+// cannot pass thanks to it); its role id goes to the approle-role-id file.
+func (e *env) useAppRole(policy string) *appRole {
+	t := e.t
+	t.Helper()
+	root := e.vault.Client(t)
+	if err := root.Sys().PutPolicy("upsproxy", policy); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.Logical().Write("auth/approle/role/upsproxy", map[string]any{
+		"token_policies": "upsproxy", "token_no_default_policy": true, "token_ttl": "1h",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	roleID, err := root.Logical().Read("auth/approle/role/upsproxy/role-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &appRole{e: e, root: root, id: fmt.Sprint(roleID.Data["role_id"])}
+	writeFile(t, e.dir+"/approle-role-id", a.id)
+	return a
+}
+
+// newSecretID issues a secret id of the role into the approle-secret-id
+// file (and the log scan's list).
+func (a *appRole) newSecretID() string {
+	t := a.e.t
+	t.Helper()
+	sid, err := a.root.Logical().Write("auth/approle/role/upsproxy/secret-id", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := fmt.Sprint(sid.Data["secret_id"])
+	rememberSecret(s)
+	writeFile(t, a.e.dir+"/approle-secret-id", s)
+	return s
+}
+
+// login logs in as the role, as the proxy does, and returns a Vault client
+// with that token: what the policy lets the proxy do.
+func (a *appRole) login(secretID string) *vaultapi.Client {
+	t := a.e.t
+	t.Helper()
+	login, err := a.root.Logical().Write("auth/approle/login", map[string]any{"role_id": a.id, "secret_id": secretID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rememberSecret(login.Auth.ClientToken)
+	c, err := a.root.Clone()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetToken(login.Auth.ClientToken)
+	return c
+}
+
+// inFlight is a request sent in the background, for the tests of what a
+// stop does to a request in flight.
+type inFlight struct {
+	done   chan struct{}
+	status int
+	err    error
+}
+
+// sendInBackground sends req with client on its own goroutine and reads
+// the answer's body whole.
+func sendInBackground(client *http.Client, req *http.Request) *inFlight {
+	f := &inFlight{done: make(chan struct{})}
+	go func() {
+		defer close(f.done)
+		resp, err := client.Do(req)
+		if err != nil {
+			f.err = err
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		f.status = resp.StatusCode
+	}()
+	return f
+}
+
+// finished reports, without waiting, whether the answer is in.
+func (f *inFlight) finished() bool {
+	select {
+	case <-f.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// wait waits for the answer and returns its status.
+func (f *inFlight) wait() (status int, err error) {
+	<-f.done
+	return f.status, f.err
 }

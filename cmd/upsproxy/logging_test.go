@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/upsproxy/upsproxy/internal/config"
+	"github.com/upsproxy/upsproxy/internal/testutil/fakeclock"
 )
 
 // writeLog records each Write call to the destination.
@@ -34,20 +35,11 @@ func (w *writeLog) get() []string {
 	return append([]string(nil), w.writes...)
 }
 
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) advance(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.t = c.t.Add(d) }
-
 func TestBatchWriter_LinesAfterAQuietIntervalAreWrittenAtOnceAndBurstsAreWrittenTogether(t *testing.T) {
-	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	dst := &writeLog{}
 	// The timer never fires within the test: only the clock decides.
-	b := newBatchWriter(dst, time.Hour, clock.now)
+	b := newBatchWriter(dst, time.Hour, clock.Now)
 
 	write := func(s string) {
 		if n, err := b.Write([]byte(s)); n != len(s) || err != nil {
@@ -70,7 +62,7 @@ func TestBatchWriter_LinesAfterAQuietIntervalAreWrittenAtOnceAndBurstsAreWritten
 		t.Fatalf("the batch was not written in one call, in order: %q", got)
 	}
 
-	clock.advance(time.Hour)
+	clock.Advance(time.Hour)
 	write("after a quiet hour\n")
 	if got := dst.get(); len(got) != 3 || got[2] != "after a quiet hour\n" {
 		t.Fatalf("a line after a quiet interval waited: %q", got)
@@ -105,9 +97,9 @@ func TestBatchWriter_ABatchIsWrittenWithinTheIntervalWithoutFurtherLines(t *test
 }
 
 func TestBatchWriter_WarnLinesAndSyncWriteTheBatchAtOnceInOrder(t *testing.T) {
-	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	dst := &writeLog{}
-	out := newBatchWriter(dst, time.Hour, clock.now)
+	out := newBatchWriter(dst, time.Hour, clock.Now)
 	enc := zapcore.NewJSONEncoder(zapcore.EncoderConfig{MessageKey: "msg", LevelKey: "level", EncodeLevel: zapcore.LowercaseLevelEncoder})
 	log := zap.New(warnFlushCore{zapcore.NewCore(enc, out, zap.DebugLevel), out}).Named("proxy").With(zap.String("k", "v"))
 

@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -239,29 +238,13 @@ func sigtermDuringSlowRequest(t *testing.T, mode string) {
 		client, target = e.proxyClient(&server{addr: r.addr}), "https://wwwcie.ups.com/api/rating/v2409/Rate"
 	}
 
-	var wg sync.WaitGroup
-	wg.Add(1)
-	var status int
-	var reqErr error
-	go func() {
-		defer wg.Done()
-		req := legacyRequest(t, http.MethodPost, target, rateBody(t))
-		resp, err := client.Do(req)
-		if err != nil {
-			reqErr = err
-			return
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		status = resp.StatusCode
-	}()
+	req := sendInBackground(client, legacyRequest(t, http.MethodPost, target, rateBody(t)))
 	waitFor(t, func() bool { return e.sim.Stats().APICalls == 1 }, "the request to reach UPS")
 	start := time.Now()
 	if err := r.kill(syscall.SIGTERM); err != nil {
 		t.Fatalf("exit status after SIGTERM: %v", err)
 	}
-	wg.Wait()
-	if reqErr != nil || status != 200 {
+	if status, reqErr := req.wait(); reqErr != nil || status != 200 {
 		t.Fatalf("the in-flight request did not complete: %v status %d", reqErr, status)
 	}
 	if time.Since(start) < time.Second {
@@ -300,35 +283,13 @@ func TestPackaging_DockerfileBuildsWithTheMakefilesFlags(t *testing.T) {
 }
 
 func TestVaultPolicy_ShippedPolicyOnAnAppRoleIsEnoughForTheProxyAndNothingMore(t *testing.T) {
-	e := newEnv(t, envOptions{prefix: "upsproxy", vaultAuth: `auth "approle" {
-    role_id        = file("approle-role-id")
-    secret_id_file = "approle-secret-id"
-  }`})
-	root := e.vault.Client(t)
+	e := newEnv(t, envOptions{prefix: "upsproxy", vaultAuth: appRoleAuth})
 	policy, err := os.ReadFile("../../config/vault-policy.hcl")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := root.Sys().PutPolicy("upsproxy", string(policy)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := root.Logical().Write("auth/approle/role/upsproxy", map[string]any{
-		"token_policies": "upsproxy", "token_no_default_policy": true, "token_ttl": "1h",
-	}); err != nil {
-		t.Fatal(err)
-	}
-	roleID, err := root.Logical().Read("auth/approle/role/upsproxy/role-id")
-	if err != nil {
-		t.Fatal(err)
-	}
-	secretID, err := root.Logical().Write("auth/approle/role/upsproxy/secret-id", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sid := fmt.Sprint(secretID.Data["secret_id"])
-	rememberSecret(sid)
-	writeFile(t, e.dir+"/approle-role-id", fmt.Sprint(roleID.Data["role_id"]))
-	writeFile(t, e.dir+"/approle-secret-id", sid)
+	role := e.useAppRole(string(policy))
+	sid := role.newSecretID()
 
 	// login, serve with a refresh, token info/list/delete: all with the policy.
 	e.login("main")
@@ -353,16 +314,7 @@ func TestVaultPolicy_ShippedPolicyOnAnAppRoleIsEnoughForTheProxyAndNothingMore(t
 	}
 
 	// The same AppRole may not write outside the prefix.
-	login, err := root.Logical().Write("auth/approle/login", map[string]any{"role_id": roleID.Data["role_id"], "secret_id": sid})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := root.Clone()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetToken(login.Auth.ClientToken)
-	rememberSecret(login.Auth.ClientToken)
+	c := role.login(sid)
 	if _, err := c.Logical().Write("secret/data/other/x", map[string]any{"data": map[string]any{"a": "b"}}); err == nil || !strings.Contains(err.Error(), "permission denied") {
 		t.Fatalf("write outside the prefix: %v, want permission denied", err)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -209,32 +208,16 @@ func TestService_ControlsDriveTheRealServe(t *testing.T) {
 	s.waitLog(t, "info", "configuration reloaded")
 
 	e.sim.SetFault(upssim.Fault{Endpoint: upssim.EndpointAPI, Delay: 2 * time.Second})
-	var status int
-	var reqErr error
-	reqDone := make(chan struct{})
-	go func() {
-		defer close(reqDone)
-		resp, err := directClient().Do(legacyRequest(t, http.MethodPost, "http://"+s.addr+"/api/rating/v2409/Rate", rateBody(t)))
-		if err != nil {
-			reqErr = err
-			return
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		status = resp.StatusCode
-	}()
+	req := sendInBackground(directClient(), legacyRequest(t, http.MethodPost, "http://"+s.addr+"/api/rating/v2409/Rate", rateBody(t)))
 	waitFor(t, func() bool { return e.sim.Stats().APICalls == 1 }, "the request to reach UPS")
 	cmds <- svcCmdStop
-	select {
-	case <-reqDone:
+	if req.finished() {
 		t.Fatal("the request finished before the stop was handled; the test proves nothing")
-	default:
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("serve under the service loop: %v\n%s", err, logs.String())
 	}
-	<-reqDone
-	if reqErr != nil || status != 200 {
+	if status, reqErr := req.wait(); reqErr != nil || status != 200 {
 		t.Fatalf("the in-flight request did not complete: %v status %d", reqErr, status)
 	}
 	s.waitLog(t, "info", "draining in-flight requests")

@@ -86,38 +86,13 @@ func shippedPolicyWithSecretGrant(t *testing.T) (shipped, withGrant string) {
 
 func TestVaultClientSecret_LoginTokenRefreshAndServeReadItWithTheProxysOwnLoginAndTheShippedGrant(t *testing.T) {
 	e := newEnv(t, envOptions{prefix: "upsproxy", carriers: vaultCarrier("secret/data/upsproxy/carriers/main", "client_secret"),
-		vaultAuth: `auth "approle" {
-    role_id        = file("approle-role-id")
-    secret_id_file = "approle-secret-id"
-  }`})
+		vaultAuth: appRoleAuth})
 	e.putSecret("upsproxy/carriers/main", map[string]any{"client_secret": e.secret, "rotated_by": "ops"})
 	e.putSecret("upsproxy/carriers/other", map[string]any{"client_secret": "another-carriers-secret"})
 	root := e.vault.Client(t)
 	shipped, withGrant := shippedPolicyWithSecretGrant(t)
-	if err := root.Sys().PutPolicy("upsproxy", shipped); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := root.Logical().Write("auth/approle/role/upsproxy", map[string]any{
-		"token_policies": "upsproxy", "token_no_default_policy": true, "token_ttl": "1h",
-	}); err != nil {
-		t.Fatal(err)
-	}
-	roleID, err := root.Logical().Read("auth/approle/role/upsproxy/role-id")
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, e.dir+"/approle-role-id", fmt.Sprint(roleID.Data["role_id"]))
-	newSecretID := func() string {
-		sid, err := root.Logical().Write("auth/approle/role/upsproxy/secret-id", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := fmt.Sprint(sid.Data["secret_id"])
-		rememberSecret(s)
-		writeFile(t, e.dir+"/approle-secret-id", s)
-		return s
-	}
-	newSecretID()
+	role := e.useAppRole(shipped)
+	role.newSecretID()
 
 	// The policy as shipped has no grant for the secret: login stops
 	// before spending the code, naming the carrier and the path.
@@ -164,16 +139,7 @@ func TestVaultClientSecret_LoginTokenRefreshAndServeReadItWithTheProxysOwnLoginA
 
 	// The grant is for exactly that secret: the same login reads nothing
 	// next to it.
-	login, err := root.Logical().Write("auth/approle/login", map[string]any{"role_id": roleID.Data["role_id"], "secret_id": newSecretID()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rememberSecret(login.Auth.ClientToken)
-	c, err := root.Clone()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetToken(login.Auth.ClientToken)
+	c := role.login(role.newSecretID())
 	for _, p := range []string{"secret/data/upsproxy/carriers/other", "secret/metadata/upsproxy/carriers/main"} {
 		if _, err := c.Logical().Read(p); err == nil || !strings.Contains(err.Error(), "permission denied") {
 			t.Errorf("read %s with the shipped grant: %v, want permission denied", p, err)

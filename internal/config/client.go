@@ -42,17 +42,9 @@ func (r *rawClient) build(bd *builder) (Client, hcl.Diagnostics) {
 		diags = append(diags, b.blockErrorf("Invalid client name",
 			"A client name is the proxy user name: it must not be empty or contain ':' or line breaks."))
 	}
-	switch {
-	case b.absent("password_hash", r.PasswordHash != nil):
-		diags = append(diags, b.missing("password_hash", "a bcrypt hash of the client's proxy password"))
-	case b.given("password_hash", r.PasswordHash != nil):
-		if !isBcryptHash(*r.PasswordHash) {
-			// The value is not echoed: it may be a password pasted by mistake.
-			diags = append(diags, b.errorf("password_hash", "Invalid password hash",
-				"password_hash must be a bcrypt hash starting with $2a$, $2b$ or $2y$ (for example from: htpasswd -nbBC 10 USER PASSWORD)."))
-		} else {
-			out.PasswordHash = *r.PasswordHash
-		}
+	var d *hcl.Diagnostic
+	if out.PasswordHash, d = b.passwordHash(r.PasswordHash, "the client's proxy password"); d != nil {
+		diags = append(diags, d)
 	}
 	if b.given("redirect_uris", r.RedirectURIs != nil) {
 		for _, raw := range *r.RedirectURIs {
@@ -68,6 +60,23 @@ func (r *rawClient) build(bd *builder) (Client, hcl.Diagnostics) {
 		}
 	}
 	return out, diags
+}
+
+// passwordHash validates a required password_hash (a proxy client's or a
+// console user's): written, and a bcrypt hash. whose says whose password it
+// hashes, for the missing-argument message. The hash is "" with an error.
+func (b block) passwordHash(v *string, whose string) (string, *hcl.Diagnostic) {
+	switch {
+	case b.absent("password_hash", v != nil):
+		return "", b.missing("password_hash", "a bcrypt hash of "+whose)
+	case !b.given("password_hash", v != nil):
+		return "", nil // gohcl has reported it already
+	case !isBcryptHash(*v):
+		// The value is not echoed: it may be a password pasted by mistake.
+		return "", b.errorf("password_hash", "Invalid password hash",
+			"password_hash must be a bcrypt hash starting with $2a$, $2b$ or $2y$ (for example from: htpasswd -nbBC 10 USER PASSWORD).")
+	}
+	return *v, nil
 }
 
 // isBcryptHash checks the shape of a bcrypt hash: version, cost that

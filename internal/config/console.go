@@ -166,17 +166,9 @@ func (r *rawConsoleUser) build(bd *builder) (ConsoleUser, hcl.Diagnostics) {
 		diags = append(diags, b.blockErrorf("Invalid console user name",
 			"A console user name is what people type to sign in: 1 to 128 characters, no control characters or line breaks."))
 	}
-	switch {
-	case b.absent("password_hash", r.PasswordHash != nil):
-		diags = append(diags, b.missing("password_hash", "a bcrypt hash of the user's console password"))
-	case b.given("password_hash", r.PasswordHash != nil):
-		if !isBcryptHash(*r.PasswordHash) {
-			// The value is not echoed: it may be a password pasted by mistake.
-			diags = append(diags, b.errorf("password_hash", "Invalid password hash",
-				"password_hash must be a bcrypt hash starting with $2a$, $2b$ or $2y$ (for example from: htpasswd -nbBC 10 USER PASSWORD)."))
-		} else {
-			out.PasswordHash = *r.PasswordHash
-		}
+	var d *hcl.Diagnostic
+	if out.PasswordHash, d = b.passwordHash(r.PasswordHash, "the user's console password"); d != nil {
+		diags = append(diags, d)
 	}
 	return out, diags
 }

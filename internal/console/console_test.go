@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 	"github.com/upsproxy/upsproxy/internal/login"
 	"github.com/upsproxy/upsproxy/internal/notify"
 	"github.com/upsproxy/upsproxy/internal/proxy"
+	"github.com/upsproxy/upsproxy/internal/testutil/fakeclock"
 	"github.com/upsproxy/upsproxy/internal/testutil/vaultdevtest"
 	"github.com/upsproxy/upsproxy/internal/tokens"
 	"github.com/upsproxy/upsproxy/internal/ups"
@@ -46,26 +46,9 @@ const (
 	pasteURI  = "https://127.0.0.1/upscallback"
 )
 
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 type rig struct {
 	t        *testing.T
-	clock    *fakeClock
+	clock    *fakeclock.Clock
 	vault    *vaultdevtest.Server
 	store    *vaultstore.Store
 	sim      *upssim.Server
@@ -78,7 +61,7 @@ type rig struct {
 
 func newRig(t *testing.T, replicas int, tune func(*console.Options)) *rig {
 	t.Helper()
-	r := &rig{t: t, clock: &fakeClock{now: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)}}
+	r := &rig{t: t, clock: fakeclock.New(time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC))}
 	r.vault = vaultdevtest.Start(t)
 	var err error
 	r.store, err = vaultstore.New(vaultstore.Options{Client: r.vault.Client(t), Mount: "secret", Prefix: "console-test"})

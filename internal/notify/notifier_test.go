@@ -14,20 +14,12 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/upsproxy/upsproxy/internal/testutil/fakeclock"
 	"github.com/upsproxy/upsproxy/internal/testutil/smtptest"
 	"github.com/upsproxy/upsproxy/internal/testutil/vaultdevtest"
 	"github.com/upsproxy/upsproxy/internal/ups"
 	"github.com/upsproxy/upsproxy/internal/vaultstore"
 )
-
-// fakeClock is shared by every notifier of a test, like the wall clock is
-// by replicas.
-type fakeClock struct{ ns atomic.Int64 }
-
-func (c *fakeClock) Now() time.Time      { return time.Unix(0, c.ns.Load()).UTC() }
-func (c *fakeClock) Set(t time.Time)     { c.ns.Store(t.UnixNano()) }
-func newClock(t time.Time) *fakeClock    { c := &fakeClock{}; c.Set(t); return c }
-func (c *fakeClock) Add(d time.Duration) { c.ns.Add(int64(d)) }
 
 // rig is one installation: a real dev Vault, a real SMTP server, a webhook
 // receiver, and notifiers that come and go like replicas.
@@ -37,7 +29,7 @@ type rig struct {
 	smtp  *smtptest.Server
 	hook  *hook
 	url   string
-	clock *fakeClock
+	clock *fakeclock.Clock
 	login time.Time
 }
 
@@ -51,7 +43,7 @@ func newRig(t *testing.T, failN int) *rig {
 		t.Fatal(err)
 	}
 	r := &rig{t: t, store: st, smtp: smtptest.Start(t, smtptest.Options{Username: "upsproxy", Password: smtpPassword}),
-		hook: &hook{failN: failN}, clock: newClock(testNow)}
+		hook: &hook{failN: failN}, clock: fakeclock.New(testNow)}
 	srv := httptest.NewServer(r.hook)
 	t.Cleanup(srv.Close)
 	r.url = srv.URL + "/hook"
@@ -345,10 +337,10 @@ func TestRefreshesFailingLongerThanFailingAfterSendOneMessageWithTheCauseAndASuc
 	r.clock.Set(r.login.Add(3 * time.Hour))
 	view.Store(&RefreshView{At: r.clock.Now(), Result: "failed", Error: "UPS answered 503"})
 	r.passAll([]*replica{rp})
-	r.clock.Add(59 * time.Minute)
+	r.clock.Advance(59 * time.Minute)
 	r.passAll([]*replica{rp})
 	r.expect("59 minutes", nil, nil)
-	r.clock.Add(time.Minute)
+	r.clock.Advance(time.Minute)
 	r.passAll([]*replica{rp})
 	r.passAll([]*replica{rp})
 	_, bodies := r.hook.got()
@@ -359,7 +351,7 @@ func TestRefreshesFailingLongerThanFailingAfterSendOneMessageWithTheCauseAndASuc
 	// Another replica refreshed: a newer pair is stored; the old failure
 	// no longer counts.
 	r.newLogin(10 * 24 * time.Hour)
-	r.clock.Add(2 * time.Hour)
+	r.clock.Advance(2 * time.Hour)
 	r.passAll([]*replica{rp})
 	if _, bodies := r.hook.got(); len(bodies) != 1 {
 		t.Errorf("a stale failure sent again: %v", bodies)

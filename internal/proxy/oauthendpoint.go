@@ -89,24 +89,24 @@ func upsShapedError(status int, code, upsCode, message string) *proxyError {
 	return e
 }
 
-// UPS's messages (internal/upssim uses the same).
+// UPS's codes and messages, as the simulator answers them too.
 var (
 	errOAuthMissingAuth = upsShapedError(http.StatusUnauthorized, CodeOAuthInvalidClient, ups.CodeInvalidRequest,
-		"Invalid/Missing Authorization Header")
+		ups.MsgMissingAuthHeader)
 	errOAuthInvalidClient = upsShapedError(http.StatusUnauthorized, CodeOAuthInvalidClient, ups.CodeInvalidClient,
-		"ClientId is Invalid")
+		ups.MsgInvalidClient)
 	errOAuthBadRefresh = upsShapedError(http.StatusUnauthorized, CodeOAuthInvalidRequest, ups.CodeInvalidRequest,
-		"Invalid Refresh Token")
+		ups.MsgInvalidRefreshToken)
 	errOAuthBadCode = upsShapedError(http.StatusBadRequest, CodeOAuthInvalidRequest, ups.CodeInvalidRequest,
-		"Invalid Authorization Code")
+		ups.MsgInvalidCode)
 	errOAuthBadRedirect = upsShapedError(http.StatusBadRequest, CodeOAuthInvalidRequest, ups.CodeInvalidRequest,
-		"Invalid Redirect URL")
+		ups.MsgInvalidRedirect)
 	errOAuthPostOnly = upsShapedError(http.StatusMethodNotAllowed, CodeOAuthInvalidRequest, "405", "Method not allowed")
 	errOAuthGetOnly  = upsShapedError(http.StatusMethodNotAllowed, CodeOAuthInvalidRequest, "405", "Method not allowed")
 	errOAuthNotFound = upsShapedError(http.StatusNotFound, CodeOAuthInvalidRequest, "404",
 		"upsproxy answers UPS's OAuth paths itself and knows only /security/v1/oauth/token, /refresh and /authorize.")
 	errOAuthInvalidToken = upsShapedError(http.StatusUnauthorized, CodeOAuthInvalidToken, ups.CodeInvalidAuth,
-		"Invalid Authentication Information.")
+		ups.MsgInvalidAuth)
 	errOAuthNoKey = newProxyError(CodeTokenStoreUnavailable,
 		"upsproxy has not loaded the key that signs its clients' OAuth tokens from Vault yet. Try again later.")
 )
@@ -373,24 +373,6 @@ func (rt *routing) redeemRefresh(id oauthIdentity, tok string, signer *clienttok
 	return c.Carrier, nil
 }
 
-// tokenAnswer is UPS's token JSON: every field a string, in the order of
-// the spec's generateTokenSuccessResponse; client_credentials answers have
-// no refresh_* fields.
-type tokenAnswer struct {
-	RefreshTokenExpiresIn string `json:"refresh_token_expires_in,omitempty"`
-	RefreshTokenStatus    string `json:"refresh_token_status,omitempty"`
-	TokenType             string `json:"token_type"`
-	IssuedAt              string `json:"issued_at"`
-	ClientID              string `json:"client_id"`
-	AccessToken           string `json:"access_token"`
-	RefreshToken          string `json:"refresh_token,omitempty"`
-	Scope                 string `json:"scope"`
-	RefreshTokenIssuedAt  string `json:"refresh_token_issued_at,omitempty"`
-	ExpiresIn             string `json:"expires_in"`
-	RefreshCount          string `json:"refresh_count"`
-	Status                string `json:"status"`
-}
-
 // issuePair signs an access token for claims (and a refresh token when
 // withRefresh) and renders the answer.
 func issuePair(signer *clienttoken.Signer, claims clienttoken.Claims, withRefresh bool, scope string, now time.Time) ([]byte, error) {
@@ -400,14 +382,14 @@ func issuePair(signer *clienttoken.Signer, claims clienttoken.Claims, withRefres
 	if err != nil {
 		return nil, err
 	}
-	issued := strconv.FormatInt(now.UnixMilli(), 10)
-	a := tokenAnswer{
+	issued := ups.FormatEpochMillis(now)
+	a := ups.TokenResponse{
 		TokenType:    "Bearer",
 		IssuedAt:     issued,
 		ClientID:     claims.Client,
 		AccessToken:  access,
 		Scope:        clip(scope, maxEchoedName),
-		ExpiresIn:    lifetime(clientAccessTTL),
+		ExpiresIn:    ups.FormatLifetime(clientAccessTTL),
 		RefreshCount: "0",
 		Status:       "approved",
 	}
@@ -416,16 +398,12 @@ func issuePair(signer *clienttoken.Signer, claims clienttoken.Claims, withRefres
 		if a.RefreshToken, err = signer.Issue(claims); err != nil {
 			return nil, err
 		}
-		a.RefreshTokenExpiresIn = lifetime(clientRefreshTTL)
+		a.RefreshTokenExpiresIn = ups.FormatLifetime(clientRefreshTTL)
 		a.RefreshTokenStatus = "approved"
 		a.RefreshTokenIssuedAt = issued
 	}
 	return json.Marshal(a)
 }
-
-// lifetime renders a TTL as UPS does: whole seconds, one short ("14399"
-// for four hours).
-func lifetime(d time.Duration) string { return strconv.FormatInt(int64(d/time.Second)-1, 10) }
 
 // authorize answers UPS's authorize page as if the user had approved at
 // once: a redirect back with a code the proxy signed. With client blocks,

@@ -14,35 +14,12 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/upsproxy/upsproxy/internal/testutil/fakeclock"
 	"github.com/upsproxy/upsproxy/internal/testutil/vaultdevtest"
 	"github.com/upsproxy/upsproxy/internal/ups"
 	"github.com/upsproxy/upsproxy/internal/upssim"
 	"github.com/upsproxy/upsproxy/internal/vaultstore"
 )
-
-// fakeClock is a settable clock shared by the simulator and the broker.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.now = t
-	c.mu.Unlock()
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 const (
 	clientID = "broker-test-client"
@@ -54,7 +31,7 @@ const (
 // sharing them, all on one fake clock.
 type rig struct {
 	t     *testing.T
-	clock *fakeClock
+	clock *fakeclock.Clock
 	vault *vaultdevtest.Server
 	store *vaultstore.Store
 	sim   *upssim.Server
@@ -63,7 +40,7 @@ type rig struct {
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	r := &rig{t: t, clock: &fakeClock{now: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)}}
+	r := &rig{t: t, clock: fakeclock.New(time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC))}
 	r.vault = vaultdevtest.Start(t)
 	st, err := vaultstore.New(vaultstore.Options{Client: r.vault.Client(t), Mount: "secret", Prefix: "broker-test"})
 	if err != nil {

@@ -5,12 +5,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/upsproxy/upsproxy/internal/testutil/fakeclock"
 	"github.com/upsproxy/upsproxy/internal/ups"
 	"github.com/upsproxy/upsproxy/internal/vaultstore"
 )
 
 func TestAssess_OneVerdictForEveryCaseOnTheFakeClock(t *testing.T) {
-	clock := &fakeClock{now: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)}
+	clock := fakeclock.New(time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC))
 	now := clock.Now()
 	week := 7 * 24 * time.Hour
 	pair := func(accessLeft, refreshLeft time.Duration) *vaultstore.Record {

@@ -6,10 +6,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/upsproxy/upsproxy/internal/testutil/fakeclock"
 	"github.com/upsproxy/upsproxy/internal/ups"
 	"github.com/upsproxy/upsproxy/internal/upssim"
 )
@@ -26,33 +26,15 @@ const (
 	refreshTTL  = 60 * 24 * time.Hour
 )
 
-// fakeClock is shared by simulator and client.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 type simEnv struct {
 	sim   *upssim.Server
 	srv   *httptest.Server
-	clock *fakeClock
+	clock *fakeclock.Clock
 }
 
 func newSim(t *testing.T) *simEnv {
 	t.Helper()
-	clock := &fakeClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clock := fakeclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	sim := upssim.New(upssim.Options{
 		Clients:   map[string]string{simID: simSecret, simPublicID: ""},
 		AccessTTL: accessTTL, RefreshTTL: refreshTTL, Clock: clock.Now,

@@ -24,6 +24,17 @@ const (
 	CodeInvalidAuth     = "250002" // bad/expired bearer token on an API call
 )
 
+// Messages UPS answers its OAuth and API errors with (the simulator and the
+// proxy's own OAuth endpoint answer with the same).
+const (
+	MsgMissingAuthHeader   = "Invalid/Missing Authorization Header" // with CodeInvalidRequest
+	MsgInvalidClient       = "ClientId is Invalid"                  // with CodeInvalidClient
+	MsgInvalidRefreshToken = "Invalid Refresh Token"                // with CodeInvalidRequest
+	MsgInvalidCode         = "Invalid Authorization Code"           // with CodeInvalidRequest
+	MsgInvalidRedirect     = "Invalid Redirect URL"                 // with CodeInvalidRequest
+	MsgInvalidAuth         = "Invalid Authentication Information."  // with CodeInvalidAuth
+)
+
 // EncodeEnvelope returns the JSON body of a UPS error envelope with one error.
 func EncodeEnvelope(code, message string) []byte {
 	var e Envelope

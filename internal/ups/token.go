@@ -16,6 +16,46 @@ import (
 // longer is garbage, and would overflow time.Duration further on.
 const maxLifetime = 100 * 365 * 24 * time.Hour
 
+// TokenResponse is UPS's token JSON as UPS writes it: every field a string,
+// numbers included, in the order of the spec's generateTokenSuccessResponse;
+// client_credentials answers have no refresh_* fields. The simulator and
+// the proxy's own OAuth endpoint write it; ParseTokenResponse reads it (and
+// is lenient where UPS might not be).
+type TokenResponse struct {
+	RefreshTokenExpiresIn string `json:"refresh_token_expires_in,omitempty"`
+	RefreshTokenStatus    string `json:"refresh_token_status,omitempty"`
+	TokenType             string `json:"token_type"`
+	IssuedAt              string `json:"issued_at"`
+	ClientID              string `json:"client_id"`
+	AccessToken           string `json:"access_token"`
+	RefreshToken          string `json:"refresh_token,omitempty"`
+	Scope                 string `json:"scope"`
+	RefreshTokenIssuedAt  string `json:"refresh_token_issued_at,omitempty"`
+	ExpiresIn             string `json:"expires_in"`
+	RefreshCount          string `json:"refresh_count"`
+	Status                string `json:"status"`
+}
+
+// FormatLifetime renders a lifetime as UPS's *expires_in fields do: whole
+// seconds, one short ("14399" for four hours, "5183999" for 60 days), so a
+// client adding it to its own receipt time stays on the safe side.
+// Lifetimes under two seconds are not shortened, so the simulator's tiny
+// test TTLs stay usable; negative ones are "0".
+func FormatLifetime(d time.Duration) string {
+	secs := int64(d / time.Second)
+	if secs >= 2 {
+		secs--
+	}
+	if secs < 0 {
+		secs = 0
+	}
+	return strconv.FormatInt(secs, 10)
+}
+
+// FormatEpochMillis renders t as UPS's *issued_at fields do: milliseconds
+// since the epoch.
+func FormatEpochMillis(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
+
 // ParseTokenResponse converts the body of a successful UPS token or refresh
 // response into a Token. UPS sends every field as a JSON string, numbers
 // included; JSON numbers are accepted too. Expiries are receivedAt plus the

@@ -1,7 +1,9 @@
 package ups
 
 import (
+	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -136,4 +138,63 @@ func FuzzParseTokenResponse(f *testing.F) {
 			t.Fatalf("negative refresh count %d", tok.RefreshCount)
 		}
 	})
+}
+
+// TokenResponse, as the simulator and the proxy's OAuth endpoint write it,
+// marshals to exactly what UPS sends and parses back to the same token.
+func TestTokenResponseIsUPSWireFormat(t *testing.T) {
+	issued := time.UnixMilli(1772366400000).UTC()
+	r := TokenResponse{
+		RefreshTokenExpiresIn: FormatLifetime(60 * 24 * time.Hour),
+		RefreshTokenStatus:    "approved",
+		TokenType:             "Bearer",
+		IssuedAt:              FormatEpochMillis(issued),
+		ClientID:              testClientID,
+		AccessToken:           "ACCESS-abc123",
+		RefreshToken:          "REFRESH-new456",
+		Scope:                 "",
+		RefreshTokenIssuedAt:  FormatEpochMillis(issued),
+		ExpiresIn:             FormatLifetime(4 * time.Hour),
+		RefreshCount:          "0",
+		Status:                "approved",
+	}
+	body, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got, want map[string]any
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(upsTokenJSON), &want); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("TokenResponse marshals to\n%s\nwant the fields and values of\n%s", body, upsTokenJSON)
+	}
+
+	received := issued.Add(time.Second)
+	tok, err := ParseTokenResponse(body, received)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.ExpiresAt != received.Add(14399*time.Second) || tok.RefreshExpiresAt != received.Add(5183999*time.Second) {
+		t.Errorf("lifetimes parse to %v and %v after %v, want 14399 s and 5183999 s", tok.ExpiresAt, tok.RefreshExpiresAt, received)
+	}
+}
+
+func TestFormatLifetime(t *testing.T) {
+	for _, tc := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{4 * time.Hour, "14399"},
+		{60 * 24 * time.Hour, "5183999"},
+		{1500 * time.Millisecond, "1"}, // tiny test TTLs are not shortened to nothing
+		{-time.Second, "0"},
+	} {
+		if got := FormatLifetime(tc.d); got != tc.want {
+			t.Errorf("FormatLifetime(%v) = %q, want %q", tc.d, got, tc.want)
+		}
+	}
 }

@@ -97,7 +97,7 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.stats.APIUnauthorized++
 		s.mu.Unlock()
-		writeEnvelope(w, http.StatusUnauthorized, ups.CodeInvalidAuth, msgInvalidAuth)
+		writeEnvelope(w, http.StatusUnauthorized, ups.CodeInvalidAuth, ups.MsgInvalidAuth)
 		return
 	}
 	switch {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/upsproxy/upsproxy/internal/testutil/fakeclock"
 	"github.com/upsproxy/upsproxy/internal/ups"
 )
 
@@ -21,24 +22,24 @@ const invalidAuthBody = `{"response":{"errors":[{"code":"250002","message":"Inva
 func TestAPIRefusesMissingUnknownRevokedAndExpiredTokensWith250002(t *testing.T) {
 	tests := []struct {
 		name  string
-		token func(s *Server, clock *fakeClock) string
+		token func(s *Server, clock *fakeclock.Clock) string
 		auth  string // raw Authorization header, overrides token when set
 	}{
-		{"no authorization header", func(*Server, *fakeClock) string { return "" }, ""},
-		{"unknown bearer token", func(*Server, *fakeClock) string { return "not-a-token" }, ""},
-		{"basic instead of bearer", func(*Server, *fakeClock) string { return "" }, "Basic " + base64.StdEncoding.EncodeToString([]byte(confID+":"+confSecret))},
-		{"legacy access key headers only", func(*Server, *fakeClock) string { return "" }, ""},
-		{"revoked token", func(s *Server, _ *fakeClock) string {
+		{"no authorization header", func(*Server, *fakeclock.Clock) string { return "" }, ""},
+		{"unknown bearer token", func(*Server, *fakeclock.Clock) string { return "not-a-token" }, ""},
+		{"basic instead of bearer", func(*Server, *fakeclock.Clock) string { return "" }, "Basic " + base64.StdEncoding.EncodeToString([]byte(confID+":"+confSecret))},
+		{"legacy access key headers only", func(*Server, *fakeclock.Clock) string { return "" }, ""},
+		{"revoked token", func(s *Server, _ *fakeclock.Clock) string {
 			tok := login(t, s)["access_token"]
 			s.RevokeAccessTokens()
 			return tok
 		}, ""},
-		{"expired token", func(s *Server, clock *fakeClock) string {
+		{"expired token", func(s *Server, clock *fakeclock.Clock) string {
 			tok := login(t, s)["access_token"]
 			clock.Advance(DefaultAccessTTL)
 			return tok
 		}, ""},
-		{"refresh token used as bearer", func(s *Server, _ *fakeClock) string { return login(t, s)["refresh_token"] }, ""},
+		{"refresh token used as bearer", func(s *Server, _ *fakeclock.Clock) string { return login(t, s)["refresh_token"] }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -67,7 +68,7 @@ func TestAccessTokenWorksUntilTheInstantItExpires(t *testing.T) {
 		t.Fatalf("a nanosecond before expiry: %d %s", res.Status, res.Body)
 	}
 	clock.Advance(time.Nanosecond)
-	wantEnvelope(t, serve(s, apiRequest(http.MethodPost, "h", "/api/rating/v2409/Rate", tok, rateBody("03", "US", "5"))), 401, ups.CodeInvalidAuth, msgInvalidAuth)
+	wantEnvelope(t, serve(s, apiRequest(http.MethodPost, "h", "/api/rating/v2409/Rate", tok, rateBody("03", "US", "5"))), 401, ups.CodeInvalidAuth, ups.MsgInvalidAuth)
 }
 
 func TestRevokeAccessTokensSparesTokensIssuedAfterwards(t *testing.T) {

@@ -383,7 +383,7 @@ func TestOAuthConformsToUPSSpecs(t *testing.T) {
 	})
 	t.Run("reused code", func(t *testing.T) {
 		res := authCode.roundTrip(t, s, formRequest("wwwcie.ups.com", ups.TokenPath, pkceForm(code, confID, testVerifier)), true)
-		wantEnvelope(t, res, 400, ups.CodeInvalidRequest, msgInvalidCode)
+		wantEnvelope(t, res, 400, ups.CodeInvalidRequest, ups.MsgInvalidCode)
 	})
 	t.Run("refresh", func(t *testing.T) {
 		res := authCode.roundTrip(t, s, refreshRequest("wwwcie.ups.com", refresh), true)
@@ -393,7 +393,7 @@ func TestOAuthConformsToUPSSpecs(t *testing.T) {
 	})
 	t.Run("spent refresh token", func(t *testing.T) {
 		res := authCode.roundTrip(t, s, refreshRequest("wwwcie.ups.com", refresh), true)
-		wantEnvelope(t, res, 401, ups.CodeInvalidRequest, msgInvalidRefreshToken)
+		wantEnvelope(t, res, 401, ups.CodeInvalidRequest, ups.MsgInvalidRefreshToken)
 	})
 	t.Run("client credentials with merchant id", func(t *testing.T) {
 		req := formRequest("onlinetools.ups.com", ups.TokenPath, url.Values{"grant_type": {"client_credentials"}})
@@ -455,7 +455,7 @@ func TestAPIsConformToUPSSpecs(t *testing.T) {
 	t.Run("Rate without a token", func(t *testing.T) {
 		r := req(http.MethodPost, "/api/rating/v2409/Rate", jsonBody(t, specRate(t, rating)))
 		r.Header.Del("Authorization")
-		wantEnvelope(t, rating.roundTrip(t, s, r, true), 401, ups.CodeInvalidAuth, msgInvalidAuth)
+		wantEnvelope(t, rating.roundTrip(t, s, r, true), 401, ups.CodeInvalidAuth, ups.MsgInvalidAuth)
 	})
 	t.Run("Rate with a malformed body", func(t *testing.T) {
 		res := rating.roundTrip(t, s, req(http.MethodPost, "/api/rating/v2409/Rate", []byte(`{"RateRequest":`)), false)

@@ -10,10 +10,10 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/upsproxy/upsproxy/internal/testutil/fakeclock"
 	"github.com/upsproxy/upsproxy/internal/ups"
 )
 
@@ -30,34 +30,16 @@ const (
 	testVerifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
 )
 
-// fakeClock is a settable clock shared by a Server and its test.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
 // newClock starts on a Monday morning so business-day arithmetic is plain.
-func newClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+func newClock() *fakeclock.Clock {
+	return fakeclock.New(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
 }
 
 func testClients() map[string]string {
 	return map[string]string{confID: confSecret, otherID: otherSecret, publicID: ""}
 }
 
-func newTestServer(t testing.TB, mutate ...func(*Options)) (*Server, *fakeClock) {
+func newTestServer(t testing.TB, mutate ...func(*Options)) (*Server, *fakeclock.Clock) {
 	t.Helper()
 	clock := newClock()
 	opts := Options{Clients: testClients(), Clock: clock.Now}

@@ -18,17 +18,9 @@ import (
 	"github.com/upsproxy/upsproxy/internal/ups"
 )
 
-// Error messages UPS is known to use, and the simulator's own where UPS's
-// wording is unknown. All go out in the UPS envelope.
-const (
-	msgInvalidClient       = "ClientId is Invalid"
-	msgMissingAuthHeader   = "Invalid/Missing Authorization Header"
-	msgInvalidRefreshToken = "Invalid Refresh Token"
-	msgInvalidCode         = "Invalid Authorization Code"
-	msgInvalidRedirect     = "Invalid Redirect URL"
-	msgInvalidVerifier     = "Invalid code_verifier"
-	msgInvalidAuth         = "Invalid Authentication Information."
-)
+// msgInvalidVerifier is the simulator's own wording (UPS's is unknown); the
+// messages UPS is known to use are ups.Msg*. All go out in the UPS envelope.
+const msgInvalidVerifier = "Invalid code_verifier"
 
 type authCode struct {
 	clientID    string
@@ -58,24 +50,6 @@ type refreshToken struct {
 	rejected  bool
 }
 
-// tokenResponse is UPS's token JSON: every field a string, in the order of
-// the spec's generateTokenSuccessResponse. client_credentials responses
-// have no refresh_* fields.
-type tokenResponse struct {
-	RefreshTokenExpiresIn string `json:"refresh_token_expires_in,omitempty"`
-	RefreshTokenStatus    string `json:"refresh_token_status,omitempty"`
-	TokenType             string `json:"token_type"`
-	IssuedAt              string `json:"issued_at"`
-	ClientID              string `json:"client_id"`
-	AccessToken           string `json:"access_token"`
-	RefreshToken          string `json:"refresh_token,omitempty"`
-	Scope                 string `json:"scope"`
-	RefreshTokenIssuedAt  string `json:"refresh_token_issued_at,omitempty"`
-	ExpiresIn             string `json:"expires_in"`
-	RefreshCount          string `json:"refresh_count"`
-	Status                string `json:"status"`
-}
-
 // oauthError is a failed OAuth request, answered in the UPS envelope.
 type oauthError struct {
 	status  int
@@ -86,12 +60,12 @@ type oauthError struct {
 func (e *oauthError) write(w http.ResponseWriter) { writeEnvelope(w, e.status, e.code, e.message) }
 
 var (
-	errMissingAuth   = &oauthError{http.StatusUnauthorized, ups.CodeInvalidRequest, msgMissingAuthHeader}
-	errInvalidClient = &oauthError{http.StatusUnauthorized, ups.CodeInvalidClient, msgInvalidClient}
-	errInvalidCode   = &oauthError{http.StatusBadRequest, ups.CodeInvalidRequest, msgInvalidCode}
-	errInvalidRedir  = &oauthError{http.StatusBadRequest, ups.CodeInvalidRequest, msgInvalidRedirect}
+	errMissingAuth   = &oauthError{http.StatusUnauthorized, ups.CodeInvalidRequest, ups.MsgMissingAuthHeader}
+	errInvalidClient = &oauthError{http.StatusUnauthorized, ups.CodeInvalidClient, ups.MsgInvalidClient}
+	errInvalidCode   = &oauthError{http.StatusBadRequest, ups.CodeInvalidRequest, ups.MsgInvalidCode}
+	errInvalidRedir  = &oauthError{http.StatusBadRequest, ups.CodeInvalidRequest, ups.MsgInvalidRedirect}
 	errBadVerifier   = &oauthError{http.StatusBadRequest, ups.CodeInvalidRequest, msgInvalidVerifier}
-	errBadRefresh    = &oauthError{http.StatusUnauthorized, ups.CodeInvalidRequest, msgInvalidRefreshToken}
+	errBadRefresh    = &oauthError{http.StatusUnauthorized, ups.CodeInvalidRequest, ups.MsgInvalidRefreshToken}
 )
 
 func badRequest(msg string) *oauthError {
@@ -360,13 +334,13 @@ func (s *Server) clientCredentials(w http.ResponseWriter, r *http.Request) {
 	tok := s.mintAccessLocked(clientID, merchant, env, now)
 	s.stats.ClientCredentialsGrants++
 	s.mu.Unlock()
-	resp := tokenResponse{
+	resp := ups.TokenResponse{
 		TokenType:    "Bearer",
-		IssuedAt:     epochMillis(now),
+		IssuedAt:     ups.FormatEpochMillis(now),
 		ClientID:     clientID,
 		AccessToken:  tok,
 		Scope:        "",
-		ExpiresIn:    lifetimeSeconds(s.accessTTL),
+		ExpiresIn:    ups.FormatLifetime(s.accessTTL),
 		RefreshCount: "0",
 		Status:       "approved",
 	}
@@ -452,7 +426,7 @@ func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) {
 // mintPairLocked issues an access token and a refresh token. The refresh
 // token's issue time (and so its expiry) is refreshIssued: the chain's
 // first issue, which refreshing never moves. s.mu must be held.
-func (s *Server) mintPairLocked(clientID, scope string, env ups.Environment, now, refreshIssued time.Time, count int) tokenResponse {
+func (s *Server) mintPairLocked(clientID, scope string, env ups.Environment, now, refreshIssued time.Time, count int) ups.TokenResponse {
 	access := s.mintAccessLocked(clientID, "", env, now)
 	rt := &refreshToken{
 		clientID: clientID, scope: scope, env: env,
@@ -460,17 +434,17 @@ func (s *Server) mintPairLocked(clientID, scope string, env ups.Environment, now
 	}
 	value := randomToken(32)
 	s.refresh[value] = rt
-	return tokenResponse{
-		RefreshTokenExpiresIn: lifetimeSeconds(rt.expiresAt.Sub(now)),
+	return ups.TokenResponse{
+		RefreshTokenExpiresIn: ups.FormatLifetime(rt.expiresAt.Sub(now)),
 		RefreshTokenStatus:    "approved",
 		TokenType:             "Bearer",
-		IssuedAt:              epochMillis(now),
+		IssuedAt:              ups.FormatEpochMillis(now),
 		ClientID:              clientID,
 		AccessToken:           access,
 		RefreshToken:          value,
 		Scope:                 scope,
-		RefreshTokenIssuedAt:  epochMillis(rt.issuedAt),
-		ExpiresIn:             lifetimeSeconds(s.accessTTL),
+		RefreshTokenIssuedAt:  ups.FormatEpochMillis(rt.issuedAt),
+		ExpiresIn:             ups.FormatLifetime(s.accessTTL),
 		RefreshCount:          strconv.Itoa(count),
 		Status:                "approved",
 	}
@@ -560,23 +534,6 @@ func (s *Server) validAccess(value string, env ups.Environment) bool {
 	t, ok := s.access[value]
 	return ok && !t.revoked && s.now().Before(t.expiresAt) && sameEnvironment(t.env, env)
 }
-
-// lifetimeSeconds renders a lifetime the way UPS does: whole seconds, one
-// short ("14399" for four hours, "5183999" for 60 days), so a client adding
-// it to its own receipt time stays on the safe side. Lifetimes under two
-// seconds are not shortened, so tiny test TTLs stay usable.
-func lifetimeSeconds(d time.Duration) string {
-	secs := int64(d / time.Second)
-	if secs >= 2 {
-		secs--
-	}
-	if secs < 0 {
-		secs = 0
-	}
-	return strconv.FormatInt(secs, 10)
-}
-
-func epochMillis(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
 
 // randomToken returns n random bytes, base64url-encoded: opaque, like
 // UPS's tokens, and safe in headers, forms and URLs.

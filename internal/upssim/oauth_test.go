@@ -216,16 +216,16 @@ func TestBasicCredentialsAreComparedRawNotURLUnescaped(t *testing.T) {
 	}{
 		{"raw secret with plus percent space and colon is accepted", raw(confID, confSecret), 200, "", ""},
 		{"url-escaped secret as x/oauth2 sends it is rejected",
-			raw(url.QueryEscape(confID), url.QueryEscape(confSecret)), 401, ups.CodeInvalidClient, msgInvalidClient},
-		{"secret with plus turned into space is rejected", raw(confID, strings.ReplaceAll(confSecret, "+", " ")), 401, ups.CodeInvalidClient, msgInvalidClient},
-		{"secret cut at its own colon is rejected", raw(confID, "s3+cr%2Ft w"), 401, ups.CodeInvalidClient, msgInvalidClient},
-		{"wrong secret is rejected", raw(confID, "guess"), 401, ups.CodeInvalidClient, msgInvalidClient},
-		{"unknown client id is rejected", raw("stranger", confSecret), 401, ups.CodeInvalidClient, msgInvalidClient},
+			raw(url.QueryEscape(confID), url.QueryEscape(confSecret)), 401, ups.CodeInvalidClient, ups.MsgInvalidClient},
+		{"secret with plus turned into space is rejected", raw(confID, strings.ReplaceAll(confSecret, "+", " ")), 401, ups.CodeInvalidClient, ups.MsgInvalidClient},
+		{"secret cut at its own colon is rejected", raw(confID, "s3+cr%2Ft w"), 401, ups.CodeInvalidClient, ups.MsgInvalidClient},
+		{"wrong secret is rejected", raw(confID, "guess"), 401, ups.CodeInvalidClient, ups.MsgInvalidClient},
+		{"unknown client id is rejected", raw("stranger", confSecret), 401, ups.CodeInvalidClient, ups.MsgInvalidClient},
 		{"lower-case basic scheme is accepted", "basic " + base64.StdEncoding.EncodeToString([]byte(confID+":"+confSecret)), 200, "", ""},
-		{"bearer scheme is an invalid header", "Bearer abc", 401, ups.CodeInvalidRequest, msgMissingAuthHeader},
-		{"undecodable base64 is an invalid header", "Basic %%%", 401, ups.CodeInvalidRequest, msgMissingAuthHeader},
-		{"credentials without a colon are an invalid header", "Basic " + base64.StdEncoding.EncodeToString([]byte(confID)), 401, ups.CodeInvalidRequest, msgMissingAuthHeader},
-		{"missing header without pkce is an invalid header", "", 401, ups.CodeInvalidRequest, msgMissingAuthHeader},
+		{"bearer scheme is an invalid header", "Bearer abc", 401, ups.CodeInvalidRequest, ups.MsgMissingAuthHeader},
+		{"undecodable base64 is an invalid header", "Basic %%%", 401, ups.CodeInvalidRequest, ups.MsgMissingAuthHeader},
+		{"credentials without a colon are an invalid header", "Basic " + base64.StdEncoding.EncodeToString([]byte(confID)), 401, ups.CodeInvalidRequest, ups.MsgMissingAuthHeader},
+		{"missing header without pkce is an invalid header", "", 401, ups.CodeInvalidRequest, ups.MsgMissingAuthHeader},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -263,7 +263,7 @@ func TestAuthorizationCodeIsSingleUse(t *testing.T) {
 	if res := exchange(t, s, code); res.Status != http.StatusOK {
 		t.Fatalf("first exchange: %d %s", res.Status, res.Body)
 	}
-	wantEnvelope(t, exchange(t, s, code), http.StatusBadRequest, ups.CodeInvalidRequest, msgInvalidCode)
+	wantEnvelope(t, exchange(t, s, code), http.StatusBadRequest, ups.CodeInvalidRequest, ups.MsgInvalidCode)
 	if st := s.Stats(); st.AuthorizationCodeGrants != 1 {
 		t.Errorf("AuthorizationCodeGrants = %d, want 1", st.AuthorizationCodeGrants)
 	}
@@ -279,24 +279,24 @@ func TestAuthorizationCodeIsBoundToClientRedirectAndLifetime(t *testing.T) {
 		message string
 	}{
 		{"exchange just before five minutes works", CodeTTL - time.Second, [2]string{confID, confSecret}, codeForm, 200, ""},
-		{"exchange at five minutes is too late", CodeTTL, [2]string{confID, confSecret}, codeForm, 400, msgInvalidCode},
-		{"another client cannot redeem the code", 0, [2]string{otherID, otherSecret}, codeForm, 400, msgInvalidCode},
+		{"exchange at five minutes is too late", CodeTTL, [2]string{confID, confSecret}, codeForm, 400, ups.MsgInvalidCode},
+		{"another client cannot redeem the code", 0, [2]string{otherID, otherSecret}, codeForm, 400, ups.MsgInvalidCode},
 		{"a different redirect uri is refused", 0, [2]string{confID, confSecret}, func(code string) url.Values {
 			f := codeForm(code)
 			f.Set("redirect_uri", "https://127.0.0.1/other")
 			return f
-		}, 400, msgInvalidRedirect},
+		}, 400, ups.MsgInvalidRedirect},
 		{"a missing redirect uri is refused", 0, [2]string{confID, confSecret}, func(code string) url.Values {
 			f := codeForm(code)
 			f.Del("redirect_uri")
 			return f
-		}, 400, msgInvalidRedirect},
-		{"an unknown code is refused", 0, [2]string{confID, confSecret}, func(string) url.Values { return codeForm("made-up") }, 400, msgInvalidCode},
+		}, 400, ups.MsgInvalidRedirect},
+		{"an unknown code is refused", 0, [2]string{confID, confSecret}, func(string) url.Values { return codeForm("made-up") }, 400, ups.MsgInvalidCode},
 		{"body client id contradicting basic is refused", 0, [2]string{confID, confSecret}, func(code string) url.Values {
 			f := codeForm(code)
 			f.Set("client_id", otherID)
 			return f
-		}, 401, msgInvalidClient},
+		}, 401, ups.MsgInvalidClient},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -344,8 +344,8 @@ func TestPKCEExchangeVerifiesTheCodeVerifier(t *testing.T) {
 		{"wrong verifier is refused", publicID, testVerifier + "x", 400, ups.CodeInvalidRequest, msgInvalidVerifier},
 		{"missing verifier is refused", publicID, "", 400, ups.CodeInvalidRequest, msgInvalidVerifier},
 		{"the challenge itself is not a verifier", publicID, challengeFor(testVerifier), 400, ups.CodeInvalidRequest, msgInvalidVerifier},
-		{"unknown client id is refused", "nobody", testVerifier, 401, ups.CodeInvalidClient, msgInvalidClient},
-		{"missing client id is a missing authorization", "", testVerifier, 401, ups.CodeInvalidRequest, msgMissingAuthHeader},
+		{"unknown client id is refused", "nobody", testVerifier, 401, ups.CodeInvalidClient, ups.MsgInvalidClient},
+		{"missing client id is a missing authorization", "", testVerifier, 401, ups.CodeInvalidRequest, ups.MsgMissingAuthHeader},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -375,14 +375,14 @@ func TestWrongPKCEVerifierSpendsTheCode(t *testing.T) {
 	code := s.IssueCode(publicID, redirectURI, challengeFor(testVerifier))
 	wantEnvelope(t, serve(s, formRequest("h", ups.TokenPath, pkceForm(code, publicID, "guess"))), 400, ups.CodeInvalidRequest, msgInvalidVerifier)
 	// Guessing must not be retryable until it matches.
-	wantEnvelope(t, serve(s, formRequest("h", ups.TokenPath, pkceForm(code, publicID, testVerifier))), 400, ups.CodeInvalidRequest, msgInvalidCode)
+	wantEnvelope(t, serve(s, formRequest("h", ups.TokenPath, pkceForm(code, publicID, testVerifier))), 400, ups.CodeInvalidRequest, ups.MsgInvalidCode)
 }
 
 func TestExchangeWithoutBasicForNonPKCECodeIsRefusedAndCodeSurvives(t *testing.T) {
 	s, _ := newTestServer(t)
 	code := s.IssueCode(confID, redirectURI, "")
 	res := serve(s, formRequest("h", ups.TokenPath, pkceForm(code, confID, testVerifier)))
-	wantEnvelope(t, res, 401, ups.CodeInvalidRequest, msgMissingAuthHeader)
+	wantEnvelope(t, res, 401, ups.CodeInvalidRequest, ups.MsgMissingAuthHeader)
 	if res := exchange(t, s, code); res.Status != http.StatusOK {
 		t.Errorf("with Basic the code should still be redeemable: %d %s", res.Status, res.Body)
 	}
@@ -419,7 +419,7 @@ func TestRefreshRotatesThePairAndSpendsTheOldRefreshToken(t *testing.T) {
 	}
 
 	// The spent token is refused with UPS's exact error.
-	wantEnvelope(t, serve(s, refreshRequest("wwwcie.ups.com", first["refresh_token"])), http.StatusUnauthorized, ups.CodeInvalidRequest, msgInvalidRefreshToken)
+	wantEnvelope(t, serve(s, refreshRequest("wwwcie.ups.com", first["refresh_token"])), http.StatusUnauthorized, ups.CodeInvalidRequest, ups.MsgInvalidRefreshToken)
 
 	// The new one works and counts on.
 	res = serve(s, refreshRequest("wwwcie.ups.com", second["refresh_token"]))
@@ -448,7 +448,7 @@ func TestOldAccessTokenStaysValidAfterRefreshUntilItsOwnExpiry(t *testing.T) {
 		t.Errorf("old access token right after refresh: %d %s; it should live until its expiry", res.Status, res.Body)
 	}
 	clock.Advance(30 * time.Minute)
-	wantEnvelope(t, rate(), http.StatusUnauthorized, ups.CodeInvalidAuth, msgInvalidAuth)
+	wantEnvelope(t, rate(), http.StatusUnauthorized, ups.CodeInvalidAuth, ups.MsgInvalidAuth)
 }
 
 func TestRefreshTokenExpiryIsFixedAtFirstIssue(t *testing.T) {
@@ -467,7 +467,7 @@ func TestRefreshTokenExpiryIsFixedAtFirstIssue(t *testing.T) {
 		t.Errorf("after 6h refresh_token_expires_in = %s, want 14399 (4h left of the original 10h)", tok["refresh_token_expires_in"])
 	}
 	clock.Advance(4 * time.Hour)
-	wantEnvelope(t, serve(s, refreshRequest("h", tok["refresh_token"])), http.StatusUnauthorized, ups.CodeInvalidRequest, msgInvalidRefreshToken)
+	wantEnvelope(t, serve(s, refreshRequest("h", tok["refresh_token"])), http.StatusUnauthorized, ups.CodeInvalidRequest, ups.MsgInvalidRefreshToken)
 }
 
 func TestRefreshRefusals(t *testing.T) {
@@ -479,27 +479,27 @@ func TestRefreshRefusals(t *testing.T) {
 		message string
 		counted bool // counts as RefreshRejected
 	}{
-		{"unknown refresh token", func(s *Server, _ map[string]string) *http.Request { return refreshRequest("h", "made-up") }, 401, ups.CodeInvalidRequest, msgInvalidRefreshToken, true},
-		{"missing refresh token", func(s *Server, _ map[string]string) *http.Request { return refreshRequest("h", "") }, 401, ups.CodeInvalidRequest, msgInvalidRefreshToken, true},
+		{"unknown refresh token", func(s *Server, _ map[string]string) *http.Request { return refreshRequest("h", "made-up") }, 401, ups.CodeInvalidRequest, ups.MsgInvalidRefreshToken, true},
+		{"missing refresh token", func(s *Server, _ map[string]string) *http.Request { return refreshRequest("h", "") }, 401, ups.CodeInvalidRequest, ups.MsgInvalidRefreshToken, true},
 		{"refresh token of another client", func(s *Server, tok map[string]string) *http.Request {
 			r := refreshRequest("h", tok["refresh_token"])
 			r.SetBasicAuth(otherID, otherSecret)
 			return r
-		}, 401, ups.CodeInvalidRequest, msgInvalidRefreshToken, true},
+		}, 401, ups.CodeInvalidRequest, ups.MsgInvalidRefreshToken, true},
 		{"rejected by RejectRefreshTokens", func(s *Server, tok map[string]string) *http.Request {
 			s.RejectRefreshTokens()
 			return refreshRequest("h", tok["refresh_token"])
-		}, 401, ups.CodeInvalidRequest, msgInvalidRefreshToken, true},
+		}, 401, ups.CodeInvalidRequest, ups.MsgInvalidRefreshToken, true},
 		{"wrong client secret", func(s *Server, tok map[string]string) *http.Request {
 			r := refreshRequest("h", tok["refresh_token"])
 			r.SetBasicAuth(confID, "wrong")
 			return r
-		}, 401, ups.CodeInvalidClient, msgInvalidClient, false},
+		}, 401, ups.CodeInvalidClient, ups.MsgInvalidClient, false},
 		{"no authorization header", func(s *Server, tok map[string]string) *http.Request {
 			r := refreshRequest("h", tok["refresh_token"])
 			r.Header.Del("Authorization")
 			return r
-		}, 401, ups.CodeInvalidRequest, msgMissingAuthHeader, false},
+		}, 401, ups.CodeInvalidRequest, ups.MsgMissingAuthHeader, false},
 		{"grant type authorization_code on refresh", func(s *Server, tok map[string]string) *http.Request {
 			r := formRequest("h", ups.RefreshPath, url.Values{"grant_type": {"authorization_code"}, "refresh_token": {tok["refresh_token"]}})
 			r.SetBasicAuth(confID, confSecret)
@@ -543,7 +543,7 @@ func TestPublicClientRefreshesWithClientIDInBody(t *testing.T) {
 	// A confidential client may not skip its secret that way.
 	conf := login(t, s)
 	req = formRequest("h", ups.RefreshPath, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {conf["refresh_token"]}, "client_id": {confID}})
-	wantEnvelope(t, serve(s, req), 401, ups.CodeInvalidClient, msgInvalidClient)
+	wantEnvelope(t, serve(s, req), 401, ups.CodeInvalidClient, ups.MsgInvalidClient)
 }
 
 func TestTokensMintedForOneUPSEnvironmentAreRefusedByTheOther(t *testing.T) {
@@ -567,7 +567,7 @@ func TestTokensMintedForOneUPSEnvironmentAreRefusedByTheOther(t *testing.T) {
 
 	// Refresh tokens are bound the same way.
 	tokens := stringFields(t, exchangeAt(t, s, ups.ProductionHost).Body)
-	wantEnvelope(t, serve(s, refreshRequest(ups.TestHost, tokens["refresh_token"])), 401, ups.CodeInvalidRequest, msgInvalidRefreshToken)
+	wantEnvelope(t, serve(s, refreshRequest(ups.TestHost, tokens["refresh_token"])), 401, ups.CodeInvalidRequest, ups.MsgInvalidRefreshToken)
 	if res := serve(s, refreshRequest(ups.ProductionHost, tokens["refresh_token"])); res.Status != http.StatusOK {
 		t.Errorf("refresh on the issuing environment after a refused cross-environment attempt: %d %s", res.Status, res.Body)
 	}
@@ -660,8 +660,8 @@ func TestLifetimeSecondsMatchesUPSOneSecondShortConvention(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := lifetimeSeconds(tt.in); got != tt.want {
-				t.Errorf("lifetimeSeconds(%s) = %s, want %s", tt.in, got, tt.want)
+			if got := ups.FormatLifetime(tt.in); got != tt.want {
+				t.Errorf("ups.FormatLifetime(%s) = %s, want %s", tt.in, got, tt.want)
 			}
 		})
 	}

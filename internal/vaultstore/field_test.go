@@ -79,18 +79,7 @@ func TestReadField_AgainstARealVault(t *testing.T) {
 
 	// A token whose policy does not cover the path: permission denied,
 	// naming the path.
-	if err := root.Sys().PutPolicyWithContext(ctx, "other", `path "secret/data/elsewhere" { capabilities = ["read"] }`); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := root.Auth().Token().CreateWithContext(ctx, &vaultapi.TokenCreateRequest{Policies: []string{"other"}, NoDefaultPolicy: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	limited, err := root.Clone()
-	if err != nil {
-		t.Fatal(err)
-	}
-	limited.SetToken(tok.Auth.ClientToken)
+	limited := limitedClient(t, srv, "other", `path "secret/data/elsewhere" { capabilities = ["read"] }`)
 	if _, err := ReadField(ctx, limited, "secret/data/ups/main", "client_secret"); !errors.Is(err, ErrPermissionDenied) || !strings.Contains(err.Error(), "secret/data/ups/main") {
 		t.Errorf("read without the grant: %v, want permission denied naming the path", err)
 	}

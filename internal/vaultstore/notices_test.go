@@ -5,25 +5,13 @@ import (
 	"testing"
 	"time"
 
-	vaultapi "github.com/hashicorp/vault/api"
-
 	"github.com/upsproxy/upsproxy/internal/testutil/vaultdevtest"
 	"github.com/upsproxy/upsproxy/internal/ups"
 )
 
 func TestNoticeRecordsAreClaimedWithCheckAndSetUnderTheShippedPolicyAndDoNotShowInTheTokenList(t *testing.T) {
 	srv := vaultdevtest.Start(t)
-	root := srv.Client(t)
-	if err := root.Sys().PutPolicyWithContext(ctxT(t), "upsproxy", shippedPolicy(t)); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := root.Auth().Token().CreateWithContext(ctxT(t), &vaultapi.TokenCreateRequest{Policies: []string{"upsproxy"}, NoDefaultPolicy: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := srv.Client(t)
-	client.SetToken(tok.Auth.ClientToken)
-	s := newStore(t, client, Options{})
+	s := newStore(t, limitedClient(t, srv, "upsproxy", shippedPolicy(t)), Options{})
 
 	nr, err := s.GetNotices(ctxT(t), "main", ups.Test)
 	if !errors.Is(err, ErrNotFound) || nr.Version != 0 {

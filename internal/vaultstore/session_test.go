@@ -79,16 +79,32 @@ func setupAppRole(t *testing.T, root *vaultapi.Client, role, ttl, maxTTL string)
 // createToken makes a token with the shipped policy.
 func createToken(t *testing.T, root *vaultapi.Client, req *vaultapi.TokenCreateRequest) string {
 	t.Helper()
-	if err := root.Sys().PutPolicyWithContext(ctxT(t), "upsproxy", shippedPolicy(t)); err != nil {
-		t.Fatalf("write the shipped policy: %v", err)
+	return policyToken(t, root, "upsproxy", shippedPolicy(t), req)
+}
+
+// policyToken writes policy as name and creates a token (as req asks)
+// with that policy only: not Vault's default policy, so a test cannot pass
+// thanks to it.
+func policyToken(t *testing.T, root *vaultapi.Client, name, policy string, req *vaultapi.TokenCreateRequest) string {
+	t.Helper()
+	if err := root.Sys().PutPolicyWithContext(ctxT(t), name, policy); err != nil {
+		t.Fatalf("write policy %s: %v", name, err)
 	}
-	req.Policies = []string{"upsproxy"}
+	req.Policies = []string{name}
 	req.NoDefaultPolicy = true
 	s, err := root.Auth().Token().CreateWithContext(ctxT(t), req)
 	if err != nil {
 		t.Fatalf("create token: %v", err)
 	}
 	return s.Auth.ClientToken
+}
+
+// limitedClient is a client of srv whose token has only policy (as name).
+func limitedClient(t *testing.T, srv *vaultdevtest.Server, name, policy string) *vaultapi.Client {
+	t.Helper()
+	c := srv.Client(t)
+	c.SetToken(policyToken(t, srv.Client(t), name, policy, &vaultapi.TokenCreateRequest{}))
+	return c
 }
 
 func writeFile(t *testing.T, path, content string) {

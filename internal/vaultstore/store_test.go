@@ -426,16 +426,7 @@ func TestACallerDeadlineEndsTheCallAsUnavailable(t *testing.T) {
 
 func TestATokenWithoutPolicyGetsAClearDenialNotUnavailable(t *testing.T) {
 	srv := vaultdevtest.Start(t)
-	root := srv.Client(t)
-	if err := root.Sys().PutPolicyWithContext(ctxT(t), "elsewhere", `path "secret/data/elsewhere/*" { capabilities = ["read"] }`); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := root.Auth().Token().CreateWithContext(ctxT(t), &vaultapi.TokenCreateRequest{Policies: []string{"elsewhere"}, NoDefaultPolicy: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	limited := srv.Client(t)
-	limited.SetToken(tok.Auth.ClientToken)
+	limited := limitedClient(t, srv, "elsewhere", `path "secret/data/elsewhere/*" { capabilities = ["read"] }`)
 	s := newStore(t, limited, Options{})
 
 	for name, call := range map[string]func(context.Context) error{
@@ -456,7 +447,7 @@ func TestATokenWithoutPolicyGetsAClearDenialNotUnavailable(t *testing.T) {
 			if !strings.Contains(msg, "vault denied access to secret/") || !strings.Contains(msg, "check the policy") {
 				t.Fatalf("message %q does not name the path and the policy", msg)
 			}
-			if strings.Contains(msg, tok.Auth.ClientToken) {
+			if strings.Contains(msg, limited.Token()) {
 				t.Fatalf("message contains the vault token")
 			}
 		})
@@ -616,17 +607,7 @@ path "secret/metadata/upsproxy/tokens/*" {
 
 func TestEveryOperationWorksWithTheLeastPrivilegePolicy(t *testing.T) {
 	srv := vaultdevtest.Start(t)
-	root := srv.Client(t)
-	if err := root.Sys().PutPolicyWithContext(ctxT(t), "upsproxy", leastPrivilegePolicy); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := root.Auth().Token().CreateWithContext(ctxT(t), &vaultapi.TokenCreateRequest{Policies: []string{"upsproxy"}, NoDefaultPolicy: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := srv.Client(t)
-	client.SetToken(tok.Auth.ClientToken)
-	s := newStore(t, client, Options{})
+	s := newStore(t, limitedClient(t, srv, "upsproxy", leastPrivilegePolicy), Options{})
 
 	if err := s.Ping(ctxT(t)); err != nil {
 		t.Fatalf("Ping: %v", err)

@@ -7,24 +7,12 @@ import (
 	"testing"
 	"time"
 
-	vaultapi "github.com/hashicorp/vault/api"
-
 	"github.com/upsproxy/upsproxy/internal/testutil/vaultdevtest"
 )
 
 func TestTicketKeysAreRotatedWithCheckAndSetUnderTheShippedPolicy(t *testing.T) {
 	srv := vaultdevtest.Start(t)
-	root := srv.Client(t)
-	if err := root.Sys().PutPolicyWithContext(ctxT(t), "upsproxy", shippedPolicy(t)); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := root.Auth().Token().CreateWithContext(ctxT(t), &vaultapi.TokenCreateRequest{Policies: []string{"upsproxy"}, NoDefaultPolicy: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := srv.Client(t)
-	client.SetToken(tok.Auth.ClientToken)
-	s := newStore(t, client, Options{})
+	s := newStore(t, limitedClient(t, srv, "upsproxy", shippedPolicy(t)), Options{})
 
 	none, err := s.GetTicketKeys(ctxT(t))
 	if err != nil || none.Version != 0 || len(none.Keys) != 0 {
