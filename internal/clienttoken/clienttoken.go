@@ -225,7 +225,7 @@ func (s *Signer) parse(tok string) (Claims, error) {
 	if dot < len(Prefix) {
 		return Claims{}, ErrMalformed
 	}
-	enc := base64.RawURLEncoding
+	enc := base64.RawURLEncoding.Strict() // one spelling per token: no slack in the padding bits
 	var got [macLen + 3]byte
 	if enc.DecodedLen(len(tok)-dot-1) != macLen {
 		return Claims{}, ErrMalformed

@@ -172,3 +172,24 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	})
 }
+
+// A 32-byte MAC is 43 base64 characters whose last one carries two unused
+// bits: a lenient decoder reads four spellings of it as the same MAC, so
+// a changed token would still verify. Only the issued spelling may.
+func TestTheMACsUnusedBitsCannotBeChanged(t *testing.T) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	s := testSigner(t, 1)
+	for i := range 8 {
+		tok, err := s.Issue(Claims{Kind: Access, Client: strings.Repeat("c", i+1), IssuedAt: t0, ExpiresAt: t0.Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := strings.IndexByte(alphabet, tok[len(tok)-1])
+		for bits := 1; bits < 4; bits++ {
+			other := tok[:len(tok)-1] + string(alphabet[last^bits])
+			if _, err := s.Verify(other, Access, t0); err == nil {
+				t.Fatalf("token %d with its last character %q changed to %q accepted", i, tok[len(tok)-1], other[len(other)-1])
+			}
+		}
+	}
+}
