@@ -111,6 +111,7 @@ func (p *Proxy) SyncTicketKeys(ctx context.Context, store TicketKeyStore, every 
 		age := now.Sub(set.RotatedAt)
 		if set.Version > 0 && len(set.Keys) > 0 && age >= 0 && age < every {
 			p.setTicketKeys(set.Keys)
+			p.log.Debug("MITM session ticket keys loaded", zap.Int("version", set.Version))
 			return every - age, nil
 		}
 		keys := append([]TicketKey{newTicketKey()}, set.Keys...)
