@@ -41,12 +41,16 @@ const ticketKeysKept = 2
 
 // mitmTemplate is the server TLS config of MITM tunnels without its leaf:
 // HTTP/1.1 only (the tunnel loop speaks nothing else) and the session
-// ticket keys, or tickets off.
+// ticket keys, or tickets off when keys is empty: that is before
+// RunTicketKeys installs a first key, or always with
+// mitm.session_tickets = false. (While the store is down, RunTicketKeys
+// installs a key of this process, so tickets resume on this replica.)
 func mitmTemplate(keys []TicketKey) *tls.Config {
 	c := &tls.Config{NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12}
 	if len(keys) == 0 {
-		// Without shared keys a ticket could never be used: each tunnel's
-		// config would seal it with its own random key. Do not send any.
+		// Without keys set here a ticket could never be used: each
+		// tunnel's cloned config would seal it with a random key of its
+		// own. Do not send any.
 		c.SessionTicketsDisabled = true
 		return c
 	}
@@ -111,6 +115,7 @@ func (p *Proxy) SyncTicketKeys(ctx context.Context, store TicketKeyStore, every 
 		age := now.Sub(set.RotatedAt)
 		if set.Version > 0 && len(set.Keys) > 0 && age >= 0 && age < every {
 			p.setTicketKeys(set.Keys)
+			p.log.Debug("MITM session ticket keys loaded", zap.Int("version", set.Version))
 			return every - age, nil
 		}
 		keys := append([]TicketKey{newTicketKey()}, set.Keys...)

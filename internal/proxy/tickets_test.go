@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net/http"
 	"sync"
 	"testing"
@@ -162,5 +163,47 @@ func TestMITMWithoutSharedKeysSendsNoTickets(t *testing.T) {
 	resumingCall(t, rs[0], cache)
 	if resumingCall(t, rs[0], cache) {
 		t.Error("resumed although no ticket keys were set (RunTicketKeys not running)")
+	}
+}
+
+// downTicketStore is a ticket store that never answers (Vault sealed or
+// the policy lacking the mitm/* grant); asked is closed on the first Get.
+type downTicketStore struct {
+	once  sync.Once
+	asked chan struct{}
+}
+
+func (d *downTicketStore) GetTicketKeys(context.Context) (proxy.TicketKeySet, error) {
+	d.once.Do(func() { close(d.asked) })
+	return proxy.TicketKeySet{}, errors.New("vault is sealed")
+}
+
+func (d *downTicketStore) PutTicketKeys(context.Context, proxy.TicketKeySet) error {
+	return errors.New("vault is sealed")
+}
+
+func TestMITMTicketsResumeOnTheSameReplicaUntilTheStoreAnswers(t *testing.T) {
+	rs := replicas(t, 2, time.Now)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	for _, e := range rs {
+		store := &downTicketStore{asked: make(chan struct{})}
+		wg.Add(1)
+		go func() { defer wg.Done(); e.proxy.RunTicketKeys(ctx, store, time.Hour) }()
+		<-store.asked // RunTicketKeys installs its own key before asking
+	}
+	cache := tls.NewLRUClientSessionCache(8)
+	if resumingCall(t, rs[0], cache) {
+		t.Fatal("first connection resumed: there was no session yet")
+	}
+	if !resumingCall(t, rs[0], cache) {
+		t.Error("with the ticket store down, a session did not resume on the replica that issued it")
+	}
+	if resumingCall(t, rs[1], cache) {
+		t.Error("a ticket sealed with replica 0's own key resumed on replica 1")
+	}
+	if n := rs[0].logs.FilterMessageSnippet("MITM session ticket keys not shared").Len(); n != 1 {
+		t.Errorf("%d warnings that the keys are not shared, want 1", n)
 	}
 }
