@@ -34,7 +34,7 @@ var allowedMachinePaths = map[string]bool{
 var relPath = regexp.MustCompile(`(?:^|[\s"'(\x60=:\[,])((?:\.\./)+)[^\s"'()\x60]*`)
 
 // joinedDots matches a run of ".." arguments, as in
-// filepath.Join(dir, "..", "..", "shared").
+// filepath.Join(dir, "..", "..", "specs").
 var joinedDots = regexp.MustCompile(`(?:"\.\."\s*,\s*)+`)
 
 // cdDir matches a shell "cd DIR" earlier on the same line, which changes
@@ -43,7 +43,7 @@ var cdDir = regexp.MustCompile(`\bcd\s+([A-Za-z0-9_./-]+)\s*(?:&&|;)`)
 
 // TestNoFileReachesOutsideTheRepository fails when a tracked file names a
 // path outside the repository: a folder beside the checkout
-// (../shared/...), or an absolute path of a developer machine. Such a file
+// (a sibling folder reached with ../), or an absolute path of a developer machine. Such a file
 // works on the machine it was written on and fails from a fresh clone.
 // A relative path counts as outside when it climbs above the repository
 // root from the file's own folder (where Go tests, Markdown links and
