@@ -3,6 +3,7 @@ package console
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -114,6 +115,9 @@ func (c *Console) signedIn(w http.ResponseWriter, r *http.Request) (session, boo
 // csrfOK checks the form's anti-forgery token against the session and
 // answers the request when it does not match.
 func (c *Console) csrfOK(w http.ResponseWriter, r *http.Request, s session) bool {
+	if !c.formOK(w, r) {
+		return false
+	}
 	if c.seal.checkCSRF(s.ID, r.PostFormValue("csrf")) {
 		return true
 	}
@@ -121,6 +125,20 @@ func (c *Console) csrfOK(w http.ResponseWriter, r *http.Request, s session) bool
 		zap.String("path", r.URL.Path), zap.String("remote", remote(r)))
 	c.problem(w, r, http.StatusForbidden, "Form refused",
 		"This form was not sent by a console page of your session (its security token is missing or wrong), so nothing was changed. Go back, reload the page and try again.")
+	return false
+}
+
+// formOK parses the posted form and answers a body over maxForm with its
+// own page: unparsed, the form would look empty and be refused for a
+// missing CSRF token, sending the user looking in the wrong place.
+func (c *Console) formOK(w http.ResponseWriter, r *http.Request) bool {
+	var tooLarge *http.MaxBytesError
+	if err := r.ParseForm(); !errors.As(err, &tooLarge) {
+		return true
+	}
+	c.log.Warn("console: form refused: too large", zap.String("path", r.URL.Path), zap.String("remote", remote(r)))
+	c.problem(w, r, http.StatusRequestEntityTooLarge, "Form too large",
+		fmt.Sprintf("The form sent is larger than %d KiB, so nothing was changed. When finishing a login, paste only the address the browser landed on.", maxForm>>10))
 	return false
 }
 
@@ -152,6 +170,9 @@ func (c *Console) signInForm(w http.ResponseWriter, r *http.Request, status int,
 }
 
 func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
+	if !c.formOK(w, r) {
+		return
+	}
 	s, st := c.session(r)
 	if st != sessAnon && st != sessUser || !c.seal.checkCSRF(s.ID, r.PostFormValue("csrf")) {
 		c.log.Warn("console: sign-in refused: missing or wrong CSRF token", zap.String("remote", remote(r)))

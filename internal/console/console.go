@@ -264,9 +264,13 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r2.URL = &u
 		r = r2
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
 	c.mux.ServeHTTP(w, r)
 }
+
+// maxForm caps a request body: the largest form, a pasted redirect URL,
+// is at most 8 KiB (ups.ParseRedirect's own limit).
+const maxForm = 64 << 10
 
 // csp is the Content-Security-Policy: no script at all, styles and images
 // from the console only, forms posting to the console. A page that starts
