@@ -232,7 +232,10 @@ func (c *Console) finish(w http.ResponseWriter, r *http.Request, st loginState, 
 	tok, err := c.opts.Login.Complete(ctx, car.OAuth, target(car), code, st.Verifier, "console:"+u.Name)
 	if err != nil {
 		c.log.Error("console: UPS login failed", append(fields, zap.Error(err))...)
-		c.problem(w, r, http.StatusBadGateway, "Login not completed", "Nothing was stored: "+err.Error())
+		// The pending login is consumed and UPS may have spent the code:
+		// only a new login can finish, and the page must say so.
+		c.problem(w, r, http.StatusBadGateway, "Login not completed", "Nothing was stored: "+err.Error()+
+			". This login has ended. Start the login again from the carrier's page.")
 		return
 	}
 	c.log.Info("console: UPS login completed: new tokens stored", append(fields,
