@@ -198,8 +198,8 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 	c.finish(w, r, st, car, known, "?"+r.URL.RawQuery, raw, nil, fields)
 }
 
-// finish checks a pending login's state, parses the redirect (the same
-// parser as `upsproxy login --url`), exchanges the code and stores the
+// finish checks a pending login's state, parses the redirect (the parser
+// of `upsproxy login --url`, which here insists on the state), exchanges the code and stores the
 // pair; it renders the outcome.
 //
 // consume, when not nil, ends the pending login once the redirect parsed:
@@ -218,7 +218,9 @@ func (c *Console) finish(w http.ResponseWriter, r *http.Request, st loginState, 
 			"The user or carrier of this login is no longer in the configuration, so nothing was changed.")
 		return
 	}
-	code, err := ups.ParseRedirect(pasted, raw)
+	// The state is required, not only checked when present: a code
+	// without it cannot be tied to this login.
+	code, err := ups.ParseRedirectWithState(pasted, raw)
 	if err != nil {
 		c.log.Warn("console: UPS login failed: unusable redirect", append(fields, zap.String("reason", err.Error()))...)
 		c.problem(w, r, http.StatusBadRequest, "Login not completed", "Nothing was stored: "+err.Error()+".")

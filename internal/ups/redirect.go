@@ -25,6 +25,22 @@ const (
 // containing whitespace or control chars, too long input (>8 KiB) → clear
 // one-line errors.
 func ParseRedirect(pasted, wantState string) (code string, err error) {
+	return parseRedirect(pasted, wantState, false)
+}
+
+// ParseRedirectWithState is ParseRedirect for a caller that must tie the
+// code to the login it started: the pasted text must be the redirect with
+// its state, and the state must be wantState. A bare code, or a URL
+// without its state, is refused: it may come from another login of the
+// same UPS application, whose tokens would then be stored under this one.
+func ParseRedirectWithState(pasted, wantState string) (code string, err error) {
+	if wantState == "" {
+		return "", errors.New("no login state to check the pasted URL against")
+	}
+	return parseRedirect(pasted, wantState, true)
+}
+
+func parseRedirect(pasted, wantState string, needState bool) (code string, err error) {
 	if len(pasted) > maxPasteLen {
 		return "", fmt.Errorf("the pasted text is too long (%d bytes, at most %d): paste only the redirect URL or the code", len(pasted), maxPasteLen)
 	}
@@ -41,6 +57,9 @@ func ParseRedirect(pasted, wantState string) (code string, err error) {
 		}
 	}
 
+	if needState && !strings.Contains(s, "://") && !strings.ContainsAny(s, "?#=&") {
+		return "", errors.New("a code alone has no state to tie it to this login: paste the whole address the browser landed on")
+	}
 	if !strings.Contains(s, "://") && !strings.ContainsAny(s, "?#=&") {
 		// A bare code. Copied out of an address bar it may be
 		// percent-encoded; PathUnescape leaves '+' alone.
@@ -61,6 +80,9 @@ func ParseRedirect(pasted, wantState string) (code string, err error) {
 			msg += fmt.Sprintf(" (%s)", oneLine(d, 300))
 		}
 		return "", errors.New(msg + "; start the login again")
+	}
+	if needState && len(params["state"]) == 0 {
+		return "", errors.New("the pasted URL has no state to tie it to this login: paste the whole address the browser landed on")
 	}
 	if wantState != "" {
 		for _, st := range params["state"] {

@@ -91,6 +91,32 @@ func TestParseRedirectErrorsDoNotRepeatTheCode(t *testing.T) {
 	}
 }
 
+func TestParseRedirectWithStateNeedsTheState(t *testing.T) {
+	for _, tc := range []struct{ pasted, want string }{
+		{"https://127.0.0.1/upscallback?code=abc&state=s1", ""},
+		{"?state=s1&code=abc", ""},
+		{"https://127.0.0.1/upscallback#code=abc&state=s1", ""},
+		{"abc", "a code alone has no state"},
+		{"https://127.0.0.1/upscallback?code=abc", "has no state"},
+		{"code=abc", "has no state"},
+		{"https://127.0.0.1/upscallback?code=abc&state=", "does not match"},
+		{"https://127.0.0.1/upscallback?code=abc&state=s2", "does not match"},
+		{"https://127.0.0.1/upscallback?code=abc&state=s1&state=s2", "does not match"},
+		{"?error=access_denied", "did not succeed"},
+	} {
+		code, err := ParseRedirectWithState(tc.pasted, "s1")
+		switch {
+		case tc.want == "" && (err != nil || code != "abc"):
+			t.Errorf("%q: %q, %v", tc.pasted, code, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || code != ""):
+			t.Errorf("%q: %q, %v; want an error saying %q", tc.pasted, code, err, tc.want)
+		}
+	}
+	if _, err := ParseRedirectWithState("?code=abc&state=", ""); err == nil {
+		t.Error("no state to check against, yet accepted")
+	}
+}
+
 func FuzzParseRedirect(f *testing.F) {
 	for _, seed := range []string{
 		"https://127.0.0.1/upscallback?code=123abc&scope=read",
@@ -105,6 +131,9 @@ func FuzzParseRedirect(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, pasted, state string) {
 		code, err := ParseRedirect(pasted, state)
+		if strict, serr := ParseRedirectWithState(pasted, state); serr == nil && (strict != code || err != nil) {
+			t.Fatalf("the strict parser accepted %q (code %q) where ParseRedirect gave %q, %v", pasted, strict, code, err)
+		}
 		if err != nil {
 			if code != "" {
 				t.Fatalf("error %v with code %q", err, code)
