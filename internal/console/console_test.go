@@ -55,6 +55,7 @@ type rig struct {
 	simURL   *url.URL
 	hash     string
 	logs     *observer.ObservedLogs
+	log      *zap.Logger // what the replicas log to
 	replicas []*httptest.Server
 	secrets  []string
 }
@@ -80,9 +81,10 @@ func newRig(t *testing.T, replicas int, tune func(*console.Options)) *rig {
 	r.hash = string(h)
 	core, logs := observer.New(zapcore.DebugLevel)
 	r.logs = logs
+	r.log = zap.New(core)
 	r.secrets = []string{secret, password, r.hash}
 	for i := 0; i < replicas; i++ {
-		r.replicas = append(r.replicas, r.replica(zap.New(core), tune))
+		r.replicas = append(r.replicas, r.replica(r.log, tune))
 	}
 	t.Cleanup(r.scanLogs)
 	return r
