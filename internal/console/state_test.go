@@ -275,6 +275,7 @@ func TestConsole_PastedRedirectRefusalsSpendNoCodeAndChangeNothing(t *testing.T)
 		// stored under this one.
 		{"code of another login without its state", pasteURI + "?code=" + url.QueryEscape(cbMain.Query().Get("code")), 400, "no state"},
 		{"bare code", landed.Query().Get("code"), 400, "no state"},
+		{"code of the production login without its state", pasteURI + "?code=" + url.QueryEscape(landedProd.Query().Get("code")), 400, "no state"},
 		{"larger than a form", with(url.Values{"code": {"c"}, "state": {state}, "pad": {strings.Repeat("x", 80<<10)}}), 413, "too large"},
 	} {
 		ans := br.envAction(b.URL, "paste", ups.Test, "paste", url.Values{"redirect_url": {tc.paste}})
@@ -454,4 +455,41 @@ func TestConsole_FailedCodeExchangeSaysWhatHappenedAndKeepsTheTokens(t *testing.
 	}
 	r.unchanged("test code in production", "paste", ups.Production, before["paste/production"])
 	r.unchanged("test code in production", "paste", ups.Test, before["paste/test"])
+}
+
+// Two logins of carriers sharing a UPS application and redirect URI (here
+// one carrier in two environments): the code of one, pasted without its
+// state into the other, must not be stored there.
+func TestConsole_CodeWithoutStateIsNotStoredUnderAnotherLogin(t *testing.T) {
+	r := newProdRig(t, 1)
+	base := r.replicas[0].URL
+	br := newBrowser(t)
+	br.mustSignIn(base)
+	landedTest := br.authorize(br.envAction(base, "paste", ups.Test, "login", nil))
+	landedProd := br.authorize(br.envAction(base, "paste", ups.Production, "login", nil))
+	for _, u := range []*url.URL{landedTest, landedProd} {
+		r.secretOf(u.Query().Get("code"), u.Query().Get("state"))
+	}
+	for _, p := range []string{landedProd.Query().Get("code"), pasteURI + "?code=" + url.QueryEscape(landedProd.Query().Get("code"))} {
+		ans := br.envAction(base, "paste", ups.Test, "paste", url.Values{"redirect_url": {p}})
+		if ans.status != http.StatusBadRequest || !strings.Contains(ans.body, "no state") {
+			t.Errorf("production's code without state in the test login: %d %s", ans.status, errorOf(ans))
+		}
+	}
+	if n := r.tokenRequests(); n != 0 {
+		t.Errorf("UPS received %d token requests", n)
+	}
+	r.unchanged("production's code in test", "paste", ups.Test, vaultstore.Record{})
+	// Each login still completes with its own address.
+	for env, u := range map[ups.Environment]*url.URL{ups.Production: landedProd, ups.Test: landedTest} {
+		ans := br.envAction(base, "paste", env, "paste", url.Values{"redirect_url": {u.String()}})
+		if ans.status != http.StatusOK {
+			t.Errorf("the %s login: %d %s", env, ans.status, errorOf(ans))
+		}
+		rec, err := r.store.Get(context.Background(), "paste", env)
+		if err != nil || rec.Environment != env {
+			t.Fatalf("the %s login stored %+v, %v", env, rec.Environment, err)
+		}
+		r.secretOf(rec.Token.AccessToken, rec.Token.RefreshToken)
+	}
 }
