@@ -16,7 +16,10 @@
 #               cache; anchor: bare goproxy.
 #   scale       bin/bench scale: RSS with many idle client connections,
 #               1,000 carriers x 2 environments against the dev Vault, a
-#               refresh storm.
+#               refresh storm (5 storms at a token's renewal instant, each
+#               against the same burst with a valid token after an identical
+#               warm-up; medians and ranges). The storm alone:
+#               bin/bench scale -root . -idle 0 -carriers 0
 #
 # Knobs: OUT (bench-results), SECTIONS ("throughput wan mitm scale"),
 # LATENCY (20ms), DURATION/ROUNDS (throughput, 5s/3), CHART
