@@ -447,6 +447,7 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 // upstreamSeen is one API request as UPS received it.
 type upstreamSeen struct {
 	method, path string
+	query        string // the raw query
 	header       http.Header
 	trailer      http.Header
 	body         []byte
@@ -495,7 +496,7 @@ func (u *recordingUPS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(r.Body)
 	u.mu.Lock()
 	u.seen = append(u.seen, upstreamSeen{
-		method: r.Method, path: r.URL.Path, header: r.Header.Clone(), trailer: r.Trailer.Clone(),
+		method: r.Method, path: r.URL.Path, query: r.URL.RawQuery, header: r.Header.Clone(), trailer: r.Trailer.Clone(),
 		body: body, complete: err == nil,
 	})
 	u.mu.Unlock()

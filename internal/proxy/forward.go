@@ -304,6 +304,7 @@ func (x *exchange) outbound(req *http.Request, r *route, path string) *http.Requ
 	x.url.Scheme = r.scheme
 	x.url.Host = r.host
 	x.url.User = nil
+	x.url.RawQuery = stripQueryCredentials(x.url.RawQuery)
 	if path != x.url.Path {
 		x.url.Path, x.url.RawPath = path, ""
 	}

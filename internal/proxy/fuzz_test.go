@@ -159,3 +159,36 @@ func FuzzUnknownCarrierError(f *testing.F) {
 		}
 	})
 }
+
+// FuzzStripQueryCredentials: whatever query a client sends, what UPS gets
+// holds no access_token parameter and no upsproxy token, and every other
+// parameter is kept as it was, in order.
+func FuzzStripQueryCredentials(f *testing.F) {
+	for _, s := range []string{
+		"", "locale=en_US", "access_token=abc", "a=1&access_token=upsproxy1_x.y&b=2", "access%5Ftoken=x&b=2",
+		"a=%75psproxy1_abc", "a=1;access_token=upsproxy1_x", "&&access_token=x&", "ACCESS_TOKEN=x", "a=%zz&b=upsproxy1_",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, q string) {
+		out := stripQueryCredentials(q)
+		var kept []string
+		for _, seg := range strings.Split(q, "&") {
+			if !credentialParam(seg) && seg != "" {
+				kept = append(kept, seg)
+			}
+		}
+		var got []string
+		for _, seg := range strings.Split(out, "&") {
+			if seg != "" {
+				got = append(got, seg)
+			}
+		}
+		if strings.Join(got, "&") != strings.Join(kept, "&") {
+			t.Fatalf("stripQueryCredentials(%q) = %q, want the parameters %q", q, out, kept)
+		}
+		if dec, err := url.QueryUnescape(out); err == nil && strings.Contains(dec, "upsproxy1_") {
+			t.Fatalf("stripQueryCredentials(%q) = %q still holds a token", q, out)
+		}
+	})
+}

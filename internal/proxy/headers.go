@@ -5,7 +5,10 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/textproto"
+	"net/url"
 	"strings"
+
+	"github.com/upsproxy/upsproxy/internal/clienttoken"
 )
 
 // UPS's optional request headers, canonical form (header names are
@@ -27,6 +30,60 @@ func stripRequestHeaders(h http.Header) {
 			delete(h, k)
 		}
 	}
+}
+
+// stripQueryCredentials returns the raw query q without the parameters
+// that carry a client's credential: access_token (the bearer of RFC 6750,
+// 2.3, as OAuth libraries may send it) and any parameter that holds an
+// upsproxy token. The proxy replaces the client's credentials with the
+// carrier's in the Authorization header; one left in the URL would reach
+// UPS (and its logs) beside it. Names and values are compared decoded, as
+// UPS's server would read them. A query without either is returned as it
+// is, without allocating.
+func stripQueryCredentials(q string) string {
+	if q == "" {
+		return q
+	}
+	var kept []byte // nil until a parameter is dropped
+	rest := q
+	for i := 0; rest != ""; {
+		seg, after, more := strings.Cut(rest, "&")
+		if credentialParam(seg) {
+			if kept == nil {
+				kept = make([]byte, 0, len(q))
+				kept = append(kept, strings.TrimSuffix(q[:i], "&")...)
+			}
+		} else if kept != nil {
+			if len(kept) > 0 {
+				kept = append(kept, '&')
+			}
+			kept = append(kept, seg...)
+		}
+		i += len(seg)
+		if more {
+			i++
+		}
+		rest = after
+	}
+	if kept == nil {
+		return q
+	}
+	return strings.TrimSuffix(string(kept), "&")
+}
+
+// credentialParam reports whether one raw query parameter ("name=value")
+// carries a credential (see stripQueryCredentials): it is named
+// access_token, or an upsproxy token appears anywhere in it (also after a
+// ';', which some servers read as a separator). Only a segment with a
+// percent escape is decoded (one allocation).
+func credentialParam(seg string) bool {
+	if strings.IndexByte(seg, '%') >= 0 {
+		if d, err := url.QueryUnescape(seg); err == nil {
+			seg = d
+		}
+	}
+	name, _, _ := strings.Cut(seg, "=")
+	return strings.EqualFold(strings.TrimSpace(name), "access_token") || strings.Contains(seg, clienttoken.Prefix)
 }
 
 // strippedRequestHeader reports whether a request header k must be removed.
