@@ -47,3 +47,25 @@ func TestNotify_AReloadWhoseChannelCannotBeBuiltKeepsTheRunningChannels(t *testi
 		t.Fatalf("exit after SIGTERM: %v", err)
 	}
 }
+
+// A notify channel whose vault() secret cannot be read stops `serve` at
+// start-up with an error naming the channel, as a carrier's unreadable
+// vault() client secret does. Before, serve ran on without any channel
+// after one ERROR line, and every reminder was lost unnoticed.
+func TestNotify_AChannelWhoseVaultSecretCannotBeReadStopsStartUpNamingIt(t *testing.T) {
+	e, _, _ := notifyEnv(t, 0)
+	orig, err := os.ReadFile(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(orig), `password = file("smtp-password")`, `password = vault("secret/data/notify/smtp", "password")`, 1)
+	if bad == string(orig) {
+		t.Fatal("the test config has no password line to replace")
+	}
+	writeFile(t, e.cfgPath, bad)
+	r := e.run("", "serve")
+	if r.code == 0 || !strings.Contains(r.stderr, `notify "mail": password`) || strings.Contains(r.stderr, "proxy listening") {
+		t.Fatalf("serve: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	t.Logf("serve: %s", lastLine(r.stderr))
+}

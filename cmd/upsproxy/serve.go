@@ -135,6 +135,13 @@ func (c *cli) serve(ctx context.Context) error {
 	}
 
 	d.loadClientTokenKey(ctx)
+	// A notify channel that cannot be built (its vault() secret unreadable,
+	// its CA file bad) stops start-up, as a carrier's vault() secret does:
+	// running on without it would lose every reminder unnoticed.
+	notifier, err := d.newNotifier(ctx, cfg)
+	if err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -179,11 +186,7 @@ func (c *cli) serve(ctx context.Context) error {
 	}
 	d.broker.Preload(ctx)
 	d.startReminders(ctx)
-	if n, err := d.newNotifier(ctx, cfg); err != nil {
-		d.log.Error("notify channels not started", zap.Error(err))
-	} else {
-		d.startNotifier(ctx, n)
-	}
+	d.startNotifier(ctx, notifier)
 	defer d.stopNotifier()
 	go d.broker.RunRefresher(ctx, time.Second)
 
