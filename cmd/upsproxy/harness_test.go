@@ -6,6 +6,8 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -324,7 +326,34 @@ func (e *env) serve() *server {
 		}
 	}
 	e.t.Cleanup(func() { s.stop(e.t) })
+	// Registered before the stop above, so it runs after it (cleanups run
+	// last-in first-out): the keys serve made in Vault join the log scan.
+	e.t.Cleanup(e.rememberServeKeys)
 	return s
+}
+
+// rememberServeKeys adds the keys `serve` keeps in Vault (the client token
+// signing key, the console's key, the MITM session ticket keys) to the
+// secrets the log scan looks for, in every encoding a log could show.
+func (e *env) rememberServeKeys() {
+	ctx := context.Background()
+	for _, name := range []string{clientTokenKeyName, consoleKeyName} {
+		if k, err := e.store.SharedKey(ctx, name); err == nil {
+			rememberKey(k)
+		}
+	}
+	if tk, err := e.store.GetTicketKeys(ctx); err == nil {
+		for _, k := range tk.Keys {
+			rememberKey(k[:])
+		}
+	}
+}
+
+func rememberKey(k []byte) {
+	rememberSecret(string(k))
+	rememberSecret(base64.StdEncoding.EncodeToString(k))
+	rememberSecret(base64.RawURLEncoding.EncodeToString(k))
+	rememberSecret(hex.EncodeToString(k))
 }
 
 // stop ends the server like SIGTERM would and checks it exits 0.

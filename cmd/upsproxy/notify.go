@@ -191,34 +191,39 @@ func buildChannel(ctx context.Context, nb config.Notify, vc *vaultapi.Client) (n
 	return nil, fmt.Errorf("notify %q: neither email nor webhook", nb.Name)
 }
 
-// startNotifier (re)starts the notification loop for the current config.
-// It runs on its own goroutine: nothing it does waits on the request path
-// or the token refresher, nor they on it.
-func (d *daemon) startNotifier(ctx context.Context) {
-	d.stopNotifier()
-	if len(d.cfg.Notify) == 0 {
-		return
+// newNotifier builds the notification loop of a configuration (nil when
+// it has no notify block), reading its vault() secrets. Nothing runs yet:
+// a reload builds it before committing to the new configuration, so a
+// channel that cannot be built keeps the running one.
+func (d *daemon) newNotifier(ctx context.Context, cfg *config.Config) (*notify.Notifier, error) {
+	if len(cfg.Notify) == 0 {
+		return nil, nil
 	}
-	routes, err := buildRoutes(ctx, d.cfg, d.vault)
+	routes, err := buildRoutes(ctx, cfg, d.vault)
 	if err != nil {
-		d.log.Error("notify channels not started", zap.Error(err))
-		return
+		return nil, err
 	}
 	var carriers []notify.Carrier
-	for _, c := range d.cfg.Carriers {
+	for _, c := range cfg.Carriers {
 		carriers = append(carriers, notify.Carrier{Name: c.Name, Environment: c.Environment, Grant: c.Grant, Inactive: c.Inactive})
 	}
-	r := d.cfg.Reminders
-	n, err := notify.New(notify.Options{
+	r := cfg.Reminders
+	return notify.New(notify.Options{
 		Tokens: d.store, Ledger: d.store, Routes: routes, Carriers: carriers,
 		Policy:     notify.Policy{NotifyAt: r.NotifyAt, FailingAfter: r.NotifyFailingAfter},
 		Refreshes:  d.refreshView,
-		ConsoleURL: consoleURL(d.cfg),
+		ConsoleURL: consoleURL(cfg),
 		Holder:     d.holder, Logger: d.log.Named("notify"), Metrics: d.metrics,
 		Interval: r.NotifyInterval,
 	})
-	if err != nil {
-		d.log.Error("notify channels not started", zap.Error(err))
+}
+
+// startNotifier (re)starts the notification loop with n (none when nil).
+// It runs on its own goroutine: nothing it does waits on the request path
+// or the token refresher, nor they on it.
+func (d *daemon) startNotifier(ctx context.Context, n *notify.Notifier) {
+	d.stopNotifier()
+	if n == nil {
 		return
 	}
 	nctx, cancel := context.WithCancel(ctx)

@@ -21,6 +21,7 @@ import (
 	"github.com/upsproxy/upsproxy/internal/admin"
 	"github.com/upsproxy/upsproxy/internal/config"
 	"github.com/upsproxy/upsproxy/internal/console"
+	"github.com/upsproxy/upsproxy/internal/notify"
 	"github.com/upsproxy/upsproxy/internal/proxy"
 	"github.com/upsproxy/upsproxy/internal/tokens"
 	"github.com/upsproxy/upsproxy/internal/ups"
@@ -134,6 +135,13 @@ func (c *cli) serve(ctx context.Context) error {
 	}
 
 	d.loadClientTokenKey(ctx)
+	// A notify channel that cannot be built (its vault() secret unreadable,
+	// its CA file bad) stops start-up, as a carrier's vault() secret does:
+	// running on without it would lose every reminder unnoticed.
+	notifier, err := d.newNotifier(ctx, cfg)
+	if err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -178,7 +186,7 @@ func (c *cli) serve(ctx context.Context) error {
 	}
 	d.broker.Preload(ctx)
 	d.startReminders(ctx)
-	d.startNotifier(ctx)
+	d.startNotifier(ctx, notifier)
 	defer d.stopNotifier()
 	go d.broker.RunRefresher(ctx, time.Second)
 
@@ -322,6 +330,15 @@ func (d *daemon) reload(ctx context.Context) {
 		d.log.Warn("the reloaded configuration file has warnings", zap.String("path", path), zap.String("diagnostics", b.String()))
 	}
 	carriers, err := d.brokerCarriers(ctx, cfg)
+	// The notification loop restarts when what it reads changed; its
+	// channels are built first (vault() secrets, CA files), so one that
+	// cannot be built keeps the running loop and configuration.
+	restartNotifier := !reflect.DeepEqual(d.cfg.Reminders, cfg.Reminders) || !reflect.DeepEqual(d.cfg.Notify, cfg.Notify) ||
+		!reflect.DeepEqual(d.cfg.Carriers, cfg.Carriers)
+	var notifier *notify.Notifier
+	if err == nil && restartNotifier {
+		notifier, err = d.newNotifier(ctx, cfg)
+	}
 	if err == nil {
 		err = d.px.Update(proxyConfig(cfg))
 	}
@@ -351,9 +368,8 @@ func (d *daemon) reload(ctx context.Context) {
 	if !reflect.DeepEqual(old.Reminders, cfg.Reminders) {
 		d.startReminders(ctx)
 	}
-	if !reflect.DeepEqual(old.Reminders, cfg.Reminders) || !reflect.DeepEqual(old.Notify, cfg.Notify) ||
-		!reflect.DeepEqual(old.Carriers, cfg.Carriers) {
-		d.startNotifier(ctx)
+	if restartNotifier {
+		d.startNotifier(ctx, notifier)
 	}
 	d.log.Info("configuration reloaded", zap.Int("carriers", len(cfg.Carriers)), zap.Int("clients", len(cfg.Clients)))
 }
