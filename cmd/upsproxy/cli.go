@@ -38,6 +38,9 @@ type cli struct {
 	// controls, when set (the Windows service), stops or reloads serve
 	// as SIGTERM and SIGHUP do.
 	controls <-chan control
+	// ready, when set (the Windows service), is called once serve's
+	// listeners are bound and its start-up work that can fail is done.
+	ready func()
 }
 
 // run executes the command line and returns the process exit code.

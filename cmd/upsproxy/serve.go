@@ -199,6 +199,9 @@ func (c *cli) serve(ctx context.Context) error {
 		go func() { errc <- fmt.Errorf("console server: %w", consoleSrv.Serve(consoleLn)) }()
 		log.Info("console listening", zap.String("addr", consoleLn.Addr().String()), zap.String("public_url", cfg.Console.PublicURL.String()))
 	}
+	if c.ready != nil {
+		c.ready()
+	}
 
 	for running := true; running; {
 		ctl := controlNone

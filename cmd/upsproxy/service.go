@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -24,6 +26,10 @@ const (
 	// to stop: the default drain (limits.shutdown_grace, 30 s) plus the
 	// token flush (15 s) and some slack.
 	serviceStopWait = 60 * time.Second
+	// serviceStartWait is the wait hint while starting: the Vault login
+	// may take up to 30 s, then the token preload; `service start` waits
+	// as long for Running.
+	serviceStartWait = 45 * time.Second
 )
 
 // servicePaths are the service's files; every default lives in
@@ -149,20 +155,32 @@ func serviceControlAction(cmd serviceCmd) control {
 }
 
 // runServiceLoop runs serve for the service control manager: it reports
-// start and running, turns each control into a stop or reload on the
-// channel serve reads, answers Interrogate, and returns serve's error once
-// serve returns. stopWait is the wait hint reported while stopping.
-func runServiceLoop(cmds <-chan serviceCmd, report func(serviceStatus), stopWait time.Duration,
-	serve func(controls <-chan control) error) error {
-	report(serviceStatus{State: svcStartPending})
-	controls := make(chan control)
-	done := make(chan error, 1)
-	go func() { done <- serve(controls) }()
-	cur := serviceStatus{State: svcRunning, Accepts: svcAcceptStop | svcAcceptShutdown | svcAcceptParamChange}
+// StartPending until serve calls ready (its listeners bound, its start-up
+// work that can fail done), then Running; it turns each control into a stop
+// or reload on the channel serve reads, answers Interrogate, and returns
+// serve's error once serve returns. A serve that returns before it is ready
+// is a failed start: the service never shows Running and exits with an
+// error. startWait and stopWait are the wait hints reported while starting
+// and stopping.
+func runServiceLoop(cmds <-chan serviceCmd, report func(serviceStatus), startWait, stopWait time.Duration,
+	serve func(controls <-chan control, ready func()) error) error {
+	cur := serviceStatus{State: svcStartPending, WaitHint: startWait}
 	report(cur)
+	controls := make(chan control)
+	readyc := make(chan struct{})
+	var once sync.Once
+	done := make(chan error, 1)
+	go func() { done <- serve(controls, func() { once.Do(func() { close(readyc) }) }) }()
 	for {
 		select {
+		case <-readyc:
+			readyc = nil // reported once
+			cur = serviceStatus{State: svcRunning, Accepts: svcAcceptStop | svcAcceptShutdown | svcAcceptParamChange}
+			report(cur)
 		case err := <-done:
+			if err == nil && cur.State == svcStartPending {
+				err = errors.New("serve stopped before it was ready")
+			}
 			return err
 		case cmd := <-cmds:
 			if cmd == svcCmdInterrogate {
@@ -170,7 +188,9 @@ func runServiceLoop(cmds <-chan serviceCmd, report func(serviceStatus), stopWait
 				continue
 			}
 			ctl := serviceControlAction(cmd)
-			if ctl == controlNone {
+			// While starting the service accepts no control, and serve
+			// reads none until it is ready.
+			if ctl == controlNone || cur.State == svcStartPending {
 				continue
 			}
 			if ctl == controlStop {
@@ -287,10 +307,12 @@ func waitServiceState(ctx context.Context, query func() (serviceState, error), w
 }
 
 // serveWithControls is the serve the service loop runs: the same serve as
-// the command, its stop and reload driven by controls instead of signals.
-func (c *cli) serveWithControls(ctx context.Context) func(controls <-chan control) error {
-	return func(controls <-chan control) error {
+// the command, its stop and reload driven by controls instead of signals,
+// calling ready once it listens.
+func (c *cli) serveWithControls(ctx context.Context) func(controls <-chan control, ready func()) error {
+	return func(controls <-chan control, ready func()) error {
 		c.controls = controls
+		c.ready = ready
 		return c.serve(ctx)
 	}
 }

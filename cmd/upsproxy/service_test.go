@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -125,7 +126,8 @@ func TestService_LoopTurnsControlsIntoServeActions(t *testing.T) {
 	got := make(chan control)
 	done := make(chan error, 1)
 	go func() {
-		done <- runServiceLoop(cmds, st.report, 47*time.Second, func(ctl <-chan control) error {
+		done <- runServiceLoop(cmds, st.report, 13*time.Second, 47*time.Second, func(ctl <-chan control, ready func()) error {
+			ready()
 			for c := range ctl {
 				got <- c
 				if c == controlStop {
@@ -135,6 +137,7 @@ func TestService_LoopTurnsControlsIntoServeActions(t *testing.T) {
 			return errors.New("controls closed")
 		})
 	}()
+	waitFor(t, func() bool { return len(st.states()) == 2 }, "RUNNING")
 	cmds <- svcCmdInterrogate
 	cmds <- svcCmdPause // not accepted: nothing happens
 	cmds <- svcCmdParamChange
@@ -166,8 +169,9 @@ func TestService_LoopReturnsServesErrorEvenWhileAControlIsPending(t *testing.T) 
 	release := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- runServiceLoop(cmds, st.report, time.Second, func(<-chan control) error {
-			<-release // never reads controls: a listener failed
+		done <- runServiceLoop(cmds, st.report, time.Second, time.Second, func(_ <-chan control, ready func()) error {
+			ready()
+			<-release // never reads controls: a server failed after start
 			return errors.New("proxy listener: address in use")
 		})
 	}()
@@ -192,16 +196,31 @@ func TestService_ControlsDriveTheRealServe(t *testing.T) {
 	done := make(chan error, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() { done <- runServiceLoop(cmds, st.report, time.Minute, c.serveWithControls(ctx)) }()
+	go func() { done <- runServiceLoop(cmds, st.report, time.Minute, time.Minute, c.serveWithControls(ctx)) }()
 	s := &server{logs: logs}
-	waitFor(t, func() bool {
-		for _, l := range s.lines() {
-			if l["msg"] == "proxy listening" {
-				s.addr, _ = l["addr"].(string)
-			}
+	// Running is reported only once serve listens: by then both listening
+	// lines are logged and the proxy accepts connections.
+	waitFor(t, func() bool { s := st.states(); return len(s) > 0 && s[len(s)-1] == svcRunning }, "the service to report RUNNING")
+	admin := false
+	for _, l := range s.lines() {
+		switch l["msg"] {
+		case "proxy listening":
+			s.addr, _ = l["addr"].(string)
+		case "admin listening":
+			admin = true
 		}
-		return s.addr != ""
-	}, "serve to listen")
+	}
+	if s.addr == "" || !admin {
+		t.Fatalf("RUNNING reported before serve listened:\n%s", logs.String())
+	}
+	if states := st.states(); len(states) != 2 || states[0] != svcStartPending {
+		t.Fatalf("states %v, want START_PENDING then RUNNING", states)
+	}
+	if conn, err := net.Dial("tcp", s.addr); err != nil {
+		t.Fatalf("RUNNING but the proxy refuses connections: %v", err)
+	} else {
+		conn.Close()
+	}
 
 	e.pxRewriteConfig(t, `level  = "debug"`, `level  = "info"`)
 	cmds <- svcCmdParamChange
@@ -224,6 +243,101 @@ func TestService_ControlsDriveTheRealServe(t *testing.T) {
 	s.waitLog(t, "info", "stopped")
 	if l := st.last(); l.State != svcStopPending {
 		t.Fatalf("last status %+v", l)
+	}
+}
+
+// TestService_RunningOnlyOnceServeIsReady: until serve calls ready the
+// service stays START_PENDING (with its wait hint) and accepts no control;
+// an Interrogate meanwhile is answered START_PENDING, and a Stop, which the
+// manager should not send yet, does not reach serve.
+func TestService_RunningOnlyOnceServeIsReady(t *testing.T) {
+	cmds := make(chan serviceCmd)
+	var st statusLog
+	readyc := make(chan func())
+	got := make(chan control, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- runServiceLoop(cmds, st.report, 13*time.Second, time.Second, func(ctl <-chan control, ready func()) error {
+			readyc <- ready // start-up work in progress until the test says
+			got <- <-ctl
+			return nil
+		})
+	}()
+	ready := <-readyc
+	cmds <- svcCmdInterrogate
+	cmds <- svcCmdStop
+	cmds <- svcCmdInterrogate // the loop has handled the Stop by now
+	waitFor(t, func() bool { return len(st.states()) == 3 }, "the Interrogate answers")
+	st.mu.Lock()
+	before := append([]serviceStatus(nil), st.all...)
+	st.mu.Unlock()
+	for i, s := range before {
+		if s.State != svcStartPending || s.WaitHint != 13*time.Second || s.Accepts != 0 {
+			t.Fatalf("status %d before ready: %+v, want START_PENDING, wait hint 13s, no controls accepted", i, s)
+		}
+	}
+	if len(got) != 0 {
+		t.Fatal("a control reached serve before it was ready")
+	}
+	ready()
+	ready() // a second call reports nothing more
+	waitFor(t, func() bool { return len(st.states()) == 4 }, "RUNNING")
+	if l := st.last(); l.State != svcRunning || l.Accepts != svcAcceptStop|svcAcceptShutdown|svcAcceptParamChange {
+		t.Fatalf("after ready: %+v", l)
+	}
+	cmds <- svcCmdStop
+	if c := <-got; c != controlStop {
+		t.Fatalf("Stop gave %v", c)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if s := st.states(); len(s) != 5 || s[4] != svcStopPending {
+		t.Fatalf("states %v", s)
+	}
+}
+
+// TestService_FailedStartNeverReportsRunning: serve failing before it is
+// ready (Vault down, a port in use) ends the loop with its error, so the
+// service exits with an error and is restarted, and RUNNING never shows.
+// A serve that returns nil before ready is a failed start too.
+func TestService_FailedStartNeverReportsRunning(t *testing.T) {
+	for name, serveErr := range map[string]error{"error": errors.New("connecting to Vault: connection refused"), "nil": nil} {
+		t.Run(name, func(t *testing.T) {
+			var st statusLog
+			err := runServiceLoop(make(chan serviceCmd), st.report, time.Second, time.Second, func(<-chan control, func()) error {
+				return serveErr
+			})
+			if err == nil || serveErr != nil && err != serveErr {
+				t.Fatalf("got %v, want a start-up failure", err)
+			}
+			if s := st.states(); len(s) != 1 || s[0] != svcStartPending {
+				t.Fatalf("states %v, want START_PENDING only", s)
+			}
+		})
+	}
+}
+
+// TestService_RealServeThatCannotListenNeverReportsRunning runs the real
+// serve with its admin address taken: it fails after the Vault login and
+// the proxy listener, and the service never reports RUNNING.
+func TestService_RealServeThatCannotListenNeverReportsRunning(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	e.pxRewriteConfig(t, `admin_listen = "127.0.0.1:0"`, `admin_listen = "`+busy.Addr().String()+`"`)
+	logs := newBuf()
+	c := &cli{stdin: strings.NewReader(""), out: newBuf(), errOut: logs, configPath: e.cfgPath, getenv: os.Getenv}
+	var st statusLog
+	err = runServiceLoop(make(chan serviceCmd), st.report, time.Minute, time.Minute, c.serveWithControls(context.Background()))
+	if err == nil || !strings.Contains(err.Error(), "admin listener") {
+		t.Fatalf("got %v, want the admin listener's error\n%s", err, logs.String())
+	}
+	if s := st.states(); len(s) != 1 || s[0] != svcStartPending {
+		t.Fatalf("states %v, want START_PENDING only", s)
 	}
 }
 

@@ -149,7 +149,7 @@ func (c *cli) serviceStart() error {
 	if err := s.Start(); err != nil {
 		return fmt.Errorf("start service %s: %w", serviceName, err)
 	}
-	st, err := waitService(s, svcRunning, 30*time.Second)
+	st, err := waitService(s, svcRunning, serviceStartWait)
 	if err != nil {
 		return err
 	}
@@ -311,7 +311,7 @@ func (h *serviceHandler) Execute(_ []string, r <-chan svc.ChangeRequest, s chan<
 		s <- svc.Status{State: svc.State(st.State), Accepts: svc.Accepted(st.Accepts), WaitHint: uint32(st.WaitHint / time.Millisecond)}
 	}
 	_ = h.elog.Info(eventStarted, fmt.Sprintf("starting: config %s, log file %s", h.paths.Config, h.paths.LogFile))
-	h.err = runServiceLoop(cmds, report, serviceStopWait, h.c.serveWithControls(h.ctx))
+	h.err = runServiceLoop(cmds, report, serviceStartWait, serviceStopWait, h.c.serveWithControls(h.ctx))
 	if h.err != nil {
 		_ = h.elog.Error(eventFailed, fmt.Sprintf("stopped with an error (the service manager restarts it): %v; details in %s", h.err, h.paths.LogFile))
 		fmt.Fprintf(h.c.errOut, "upsproxy: %v\n", h.err)
