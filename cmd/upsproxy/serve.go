@@ -58,6 +58,9 @@ type daemon struct {
 	metrics  *admin.Metrics
 	holder   string
 	notifier func()
+	// warm keeps spare connections to the UPS hosts the carriers use; a
+	// reload gives it the new host list.
+	warm *proxy.WarmPool
 }
 
 func (c *cli) serve(ctx context.Context) error {
@@ -97,7 +100,7 @@ func (c *cli) serve(ctx context.Context) error {
 	defer warm.Close()
 	metrics := admin.NewMetrics(version, commit)
 	d := &daemon{c: c, cfg: cfg, log: log, level: level, oauthHTTP: &http.Client{Transport: tr, Timeout: 30 * time.Second},
-		store: store, vault: sess.Client(), metrics: metrics}
+		store: store, vault: sess.Client(), metrics: metrics, warm: warm}
 
 	carriers, err := d.brokerCarriers(ctx, cfg)
 	if err != nil {
@@ -368,6 +371,7 @@ func (d *daemon) reload(ctx context.Context) {
 	old := d.cfg
 	d.cfg = cfg
 	d.initMetrics(cfg)
+	d.warm.SetHosts(warmHosts(cfg))
 	if !reflect.DeepEqual(old.Reminders, cfg.Reminders) {
 		d.startReminders(ctx)
 	}

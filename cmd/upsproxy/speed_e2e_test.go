@@ -173,3 +173,35 @@ func waitTicketKeysShared(t *testing.T, s *server) {
 		return s.findLog("info", "MITM session ticket key rotated") != nil || s.findLog("debug", "MITM session ticket keys loaded") != nil
 	}, "the replica to take the ticket keys from Vault")
 }
+
+// TestWarmConnections_AReloadThatMovesUPSMovesTheSpares: a reload (the
+// service's ParamChange, as SIGHUP) that points the UPS URLs at another
+// host makes serve keep its spares there, before any client request.
+func TestWarmConnections_AReloadThatMovesUPSMovesTheSpares(t *testing.T) {
+	e := newEnv(t, envOptions{tlsUpstream: true, ups: "warm_connections = 2"})
+	logs := newBuf()
+	controls := make(chan control)
+	c := &cli{stdin: strings.NewReader(""), out: newBuf(), errOut: logs, configPath: e.cfgPath, getenv: os.Getenv, controls: controls}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.serve(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	s := &server{logs: logs}
+	waitFor(t, func() bool { return s.findLog("info", "proxy listening") != nil }, "serve to listen")
+
+	u := e.countHandshakes(t) // rewrites both UPS URLs to a new host
+	controls <- controlReload
+	s.waitLog(t, "info", "configuration reloaded")
+	waitFor(t, func() bool { hs, _ := u.seen(); return len(hs) >= 2 }, "two warm TLS connections at the new UPS host")
+	if hs, api := u.seen(); len(hs) != 2 || len(api) != 0 {
+		t.Fatalf("after the reload the new host saw %d TLS handshakes and %d API requests, want the 2 spares and none", len(hs), len(api))
+	}
+	if strings.Contains(logs.String(), "after a restart") {
+		t.Fatalf("the UPS URLs apply on reload, yet a restart is asked for:\n%s", logs.String())
+	}
+}

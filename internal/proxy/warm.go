@@ -73,6 +73,10 @@ type warmHost struct {
 	addr   string
 	spares []spare       // oldest first; guarded by WarmPool.mu
 	wake   chan struct{} // a spare was taken: refill
+	// ctx ends the host's refills: on Close, or when SetHosts drops it.
+	// Set (under WarmPool.mu) before its keepFilled starts.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 type spare struct {
@@ -137,8 +141,54 @@ func (w *WarmPool) Start(ctx context.Context) {
 	}
 	w.ctx, w.cancel = context.WithCancel(ctx)
 	for _, h := range w.hosts {
-		w.wg.Add(1)
-		go w.keepFilled(h)
+		w.startHost(h)
+	}
+}
+
+// startHost starts the refills of h; w.mu is held and the pool started.
+func (w *WarmPool) startHost(h *warmHost) {
+	h.ctx, h.cancel = context.WithCancel(w.ctx)
+	w.wg.Add(1)
+	go w.keepFilled(h)
+}
+
+// SetHosts makes hosts the "host:port" upstreams the pool keeps spares
+// for (a configuration reload changed the UPS URLs or the carriers'
+// environments): a new host is filled at once, a dropped one stops being
+// refilled and its spares are closed, a kept one keeps its spares. It does
+// nothing on a pool that keeps no spares (WarmConns 0) or is closed.
+func (w *WarmPool) SetHosts(hosts []string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.hosts == nil || w.want <= 0 {
+		return
+	}
+	keep := make(map[string]bool, len(hosts))
+	for _, addr := range hosts {
+		keep[addr] = true
+		if w.hosts[addr] != nil {
+			continue
+		}
+		h := &warmHost{addr: addr, wake: make(chan struct{}, 1)}
+		w.hosts[addr] = h
+		if w.cancel != nil {
+			w.startHost(h)
+		}
+	}
+	for addr, h := range w.hosts {
+		if keep[addr] {
+			continue
+		}
+		delete(w.hosts, addr)
+		if h.cancel != nil {
+			h.cancel()
+		}
+		// A dial in flight finds the host gone (add) and closes its
+		// connection itself.
+		for _, sp := range h.spares {
+			_ = sp.conn.Close()
+		}
+		h.spares = nil
 	}
 }
 
@@ -308,7 +358,8 @@ func (w *WarmPool) dialSpare(ctx context.Context, addr string) (*tls.Conn, error
 
 // keepFilled keeps h at w.want fresh spares: it refills after a spare is
 // taken, replaces spares older than maxAge, and backs off while the host
-// cannot be reached.
+// cannot be reached. It returns when h.ctx ends (Close, or SetHosts
+// dropped h).
 func (w *WarmPool) keepFilled(h *warmHost) {
 	defer w.wg.Done()
 	backoff := time.Duration(0)
@@ -316,9 +367,9 @@ func (w *WarmPool) keepFilled(h *warmHost) {
 	for {
 		n, next := w.prune(h)
 		for ; n < w.want; n++ {
-			c, err := w.dialSpare(w.ctx, h.addr)
+			c, err := w.dialSpare(h.ctx, h.addr)
 			if err != nil {
-				if w.ctx.Err() != nil {
+				if h.ctx.Err() != nil {
 					return
 				}
 				if !failing {
@@ -342,7 +393,7 @@ func (w *WarmPool) keepFilled(h *warmHost) {
 		}
 		t := time.NewTimer(next)
 		select {
-		case <-w.ctx.Done():
+		case <-h.ctx.Done():
 			t.Stop()
 			return
 		case <-h.wake:
@@ -350,7 +401,7 @@ func (w *WarmPool) keepFilled(h *warmHost) {
 			if failing {
 				// A request needed a connection and dialled it itself;
 				// keep the backoff instead of hammering a failing host.
-				w.sleep(backoff)
+				sleep(h.ctx, backoff)
 			}
 		case <-t.C:
 		}
@@ -379,22 +430,23 @@ func (w *WarmPool) prune(h *warmHost) (int, time.Duration) {
 	return len(keep), w.maxAge - now.Sub(keep[0].born)
 }
 
-// add stores a fresh spare; false once the pool is closed.
+// add stores a fresh spare; false once the pool is closed or h dropped.
 func (w *WarmPool) add(h *warmHost, c *tls.Conn) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.hosts == nil {
+	if w.hosts == nil || w.hosts[h.addr] != h {
 		return false
 	}
 	h.spares = append(h.spares, spare{conn: c, born: w.now()})
 	return true
 }
 
-func (w *WarmPool) sleep(d time.Duration) {
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
-	case <-w.ctx.Done():
+	case <-ctx.Done():
 	case <-t.C:
 	}
 }

@@ -24,6 +24,7 @@ type tlsUPS struct {
 	srv    *httptest.Server
 	mu     sync.Mutex
 	conns  int
+	closed int
 	resume []bool
 	protos []string
 }
@@ -39,11 +40,14 @@ func newTLSUPS(t *testing.T, h2 bool) *tlsUPS {
 	}))
 	u.srv.EnableHTTP2 = h2
 	u.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			u.mu.Lock()
+		u.mu.Lock()
+		switch s {
+		case http.StateNew:
 			u.conns++
-			u.mu.Unlock()
+		case http.StateClosed:
+			u.closed++
 		}
+		u.mu.Unlock()
 	}
 	u.srv.TLS = &tls.Config{VerifyConnection: func(cs tls.ConnectionState) error {
 		u.mu.Lock()
@@ -129,6 +133,45 @@ func TestWarmPoolDialsUPSBeforeTheFirstRequestAndResumesTLS(t *testing.T) {
 	}
 	if len(protos) != 1 || protos[0] != "HTTP/1.1" {
 		t.Errorf("UPS saw protocols %v, want one HTTP/1.1 request (http2 off by default)", protos)
+	}
+}
+
+func (u *tlsUPS) counts() (conns, closed int) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.conns, u.closed
+}
+
+// TestWarmPoolSetHostsFollowsAReload: a reload that points the carriers at
+// another UPS host moves the spares there; the old host's spares are
+// closed and not refilled, and a host added back is filled again.
+func TestWarmPoolSetHostsFollowsAReload(t *testing.T) {
+	a, b := newTLSUPS(t, false), newTLSUPS(t, false)
+	_, pool, hostA := warmEnv(t, a, proxy.UpstreamTuning{WarmConns: 2})
+	bURL, _ := url.Parse(b.srv.URL)
+	hostB := bURL.Host
+	pool.Start(context.Background())
+	waitFor(t, "2 spares at the first host", func() bool { return pool.Spares(hostA) == 2 })
+
+	pool.SetHosts([]string{hostB})
+	waitFor(t, "2 spares at the new host", func() bool { return pool.Spares(hostB) == 2 })
+	waitFor(t, "the old host's spares to be closed", func() bool { _, closed := a.counts(); return closed == 2 })
+	if n := pool.Spares(hostA); n != 0 {
+		t.Fatalf("%d spares kept for the dropped host", n)
+	}
+	if conns, _ := a.counts(); conns != 2 {
+		t.Fatalf("the dropped host saw %d connections, want the first 2 only (no refill)", conns)
+	}
+
+	pool.SetHosts([]string{hostB, hostA})
+	waitFor(t, "2 spares at the host added back", func() bool { return pool.Spares(hostA) == 2 })
+	if conns, closed := b.counts(); conns != 2 || closed != 0 || pool.Spares(hostB) != 2 {
+		t.Fatalf("the kept host: %d connections, %d closed, %d spares; want its 2 spares untouched", conns, closed, pool.Spares(hostB))
+	}
+	pool.Close()
+	pool.SetHosts([]string{hostA}) // after Close: nothing, no panic
+	if n := pool.Spares(hostA); n != 0 {
+		t.Fatalf("%d spares after Close", n)
 	}
 }
 
