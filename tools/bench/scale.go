@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -189,45 +188,6 @@ func goMetrics(u string) map[string]float64 {
 	return out
 }
 
-// vaultCounter is a reverse proxy in front of Vault counting KV reads and
-// writes.
-type vaultCounter struct {
-	reads, writes, other atomic.Int64
-	addr                 string
-	srv                  *http.Server
-}
-
-func startVaultCounter(vaultAddr string) (*vaultCounter, error) {
-	target, err := url.Parse(vaultAddr)
-	if err != nil {
-		return nil, err
-	}
-	vc := &vaultCounter{}
-	rp := httputil.NewSingleHostReverseProxy(target)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	vc.addr = "http://" + ln.Addr().String()
-	vc.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case !strings.HasPrefix(r.URL.Path, "/v1/secret/"):
-			vc.other.Add(1)
-		case r.Method == http.MethodGet || r.Method == "LIST":
-			vc.reads.Add(1)
-		default:
-			vc.writes.Add(1)
-		}
-		rp.ServeHTTP(w, r)
-	}), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = vc.srv.Serve(ln) }()
-	return vc, nil
-}
-
-func (vc *vaultCounter) snapshot() (r, w, o int64) {
-	return vc.reads.Load(), vc.writes.Load(), vc.other.Load()
-}
-
 // seed logs in every carrier at the simulator and stores its tokens in
 // Vault as `upsproxy login` would; edit may change a record first.
 func seed(e *env, u *fakeUPS, prefix string, names []string, envs []ups.Environment, edit func(*vaultstore.Record)) error {
@@ -298,7 +258,7 @@ func manyCarriers(e *env, n int, steady, accessTTL time.Duration, add func(strin
 		return err
 	}
 	defer u.close()
-	vcount, err := startVaultCounter(e.vault.addr)
+	vcount, err := startVaultTimer(e.vault.addr)
 	if err != nil {
 		return err
 	}

@@ -58,7 +58,9 @@ type vaultOp struct {
 	start, end   time.Time
 }
 
-// vaultTimer is a reverse proxy in front of Vault recording every call.
+// vaultTimer is a reverse proxy in front of Vault recording every call:
+// the storm times the broker's steps with it, the scale part counts KV
+// reads and writes.
 type vaultTimer struct {
 	addr string
 	srv  *http.Server
@@ -87,6 +89,24 @@ func startVaultTimer(vaultAddr string) (*vaultTimer, error) {
 	}), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = vt.srv.Serve(ln) }()
 	return vt, nil
+}
+
+// snapshot counts the KV reads and writes so far, and the other calls
+// (auth, sys).
+func (vt *vaultTimer) snapshot() (reads, writes, other int64) {
+	vt.mu.Lock()
+	defer vt.mu.Unlock()
+	for _, op := range vt.ops {
+		switch {
+		case !strings.HasPrefix(op.path, "/v1/secret/"):
+			other++
+		case op.method == http.MethodGet || op.method == "LIST":
+			reads++
+		default:
+			writes++
+		}
+	}
+	return reads, writes, other
 }
 
 // between returns the calls on a path ending in suffix that started in
