@@ -153,10 +153,6 @@ func (c *cli) serve(ctx context.Context) error {
 	if n := cfg.Limits.MaxConnections; n > 0 {
 		ln = netutil.LimitListener(ln, n)
 	}
-	srv := &http.Server{ErrorLog: zap.NewStdLog(log.Named("http"))}
-	// Handler, header deadline, keep-alive idle and header size: the same
-	// limits the proxy applies inside CONNECT tunnels.
-	d.px.ConfigureServer(srv)
 	adminLn, err := net.Listen("tcp", cfg.AdminListen)
 	if err != nil {
 		ln.Close()
@@ -194,7 +190,7 @@ func (c *cli) serve(ctx context.Context) error {
 	go d.broker.RunRefresher(ctx, time.Second)
 
 	errc := make(chan error, 3)
-	go func() { errc <- fmt.Errorf("proxy server: %w", srv.Serve(ln)) }()
+	go func() { errc <- fmt.Errorf("proxy server: %w", d.px.Serve(ln)) }()
 	go func() { errc <- fmt.Errorf("admin server: %w", adminSrv.Serve(adminLn)) }()
 	log.Info("proxy listening", zap.String("addr", ln.Addr().String()), zap.Int("carriers", len(cfg.Carriers)))
 	log.Info("admin listening", zap.String("addr", adminLn.Addr().String()))
@@ -232,12 +228,9 @@ func (c *cli) serve(ctx context.Context) error {
 	log.Info("shutting down: draining in-flight requests", zap.Duration("grace", grace))
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("in-flight requests cut off at the end of the grace period", zap.Error(err))
-	}
-	// Requests inside HTTPS tunnels run on hijacked connections that
-	// Shutdown does not wait for.
-	if err := d.px.Drain(sctx); err != nil {
+	// Plain connections and HTTPS tunnels alike: idle ones close at once,
+	// busy ones after their answer.
+	if err := d.px.Shutdown(sctx); err != nil {
 		log.Warn("in-flight requests cut off at the end of the grace period", zap.Error(err))
 	}
 	_ = adminSrv.Shutdown(sctx)

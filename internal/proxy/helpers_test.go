@@ -151,7 +151,7 @@ func (u *upstream) hostURL(t testing.TB) *url.URL {
 // testEnv is a running proxy with a test and a production upstream.
 type testEnv struct {
 	proxy    *proxy.Proxy
-	server   *httptest.Server
+	server   *proxyServer
 	proxyURL *url.URL
 	prod     *upstream
 	test     *upstream
@@ -192,10 +192,35 @@ func newTestEnv(t testing.TB, mod func(*proxy.Options)) *testEnv {
 		t.Fatalf("New: %v", err)
 	}
 	e.proxy = p
-	e.server = httptest.NewServer(p)
-	t.Cleanup(e.server.Close)
+	e.server = serveProxy(t, p)
 	e.proxyURL, _ = url.Parse(e.server.URL)
 	return e
+}
+
+// proxyServer is a proxy serving a loopback listener, as `serve` runs it.
+type proxyServer struct{ URL string }
+
+// serveProxy serves p on a loopback listener until the test ends; the
+// end is Shutdown with a short grace, as `serve` stops.
+func serveProxy(t testing.TB, p *proxy.Proxy) *proxyServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := p.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if err := <-done; err != proxy.ErrServerClosed {
+			t.Errorf("Serve returned %v, want ErrServerClosed", err)
+		}
+	})
+	return &proxyServer{URL: "http://" + ln.Addr().String()}
 }
 
 func newCA(t testing.TB) (*proxy.CA, *x509.CertPool) {

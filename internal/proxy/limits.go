@@ -3,7 +3,6 @@ package proxy
 import (
 	"errors"
 	"io"
-	"net/http"
 	"sync/atomic"
 	"time"
 )
@@ -12,10 +11,8 @@ import (
 // progress, in every phase, so that stalled clients cannot fill the
 // listener's max_connections slots. They are fixed at start-up (New).
 //
-// The proxy listener's http.Server applies ReadHeaderTimeout, IdleTimeout
-// and MaxHeaderBytes to plain connections (Proxy.ConfigureServer sets
-// them); the proxy applies all of them inside HTTPS (CONNECT) tunnels,
-// which it serves itself, and the body pace on both.
+// The proxy's connection loop (conn.go) applies them to plain connections
+// and inside HTTPS (CONNECT) tunnels alike.
 type ConnLimits struct {
 	// ReadHeaderTimeout bounds the request line and headers, from the first
 	// byte of a request (from the end of the TLS handshake for a tunnel's
@@ -81,19 +78,8 @@ func (l ConnLimits) validate() error {
 	return nil
 }
 
-// ConfigureServer sets the proxy listener's http.Server up: the proxy as
-// its handler and the limits that net/http applies itself on plain
-// connections (header deadline, keep-alive idle, header size). Tunnels and
-// request bodies are paced by the proxy.
-func (p *Proxy) ConfigureServer(srv *http.Server) {
-	srv.Handler = p
-	srv.ReadHeaderTimeout = p.limits.ReadHeaderTimeout
-	srv.IdleTimeout = p.limits.IdleTimeout
-	srv.MaxHeaderBytes = p.limits.MaxHeaderBytes
-}
-
 // readDeadliner is the client connection, as far as the body pace needs
-// it: net/http's ResponseWriter (plain connections) or a tunnel's conn.
+// it (a clientConn).
 type readDeadliner interface {
 	SetReadDeadline(time.Time) error
 }

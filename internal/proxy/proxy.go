@@ -12,8 +12,9 @@
 // one mapper (errors.go, the Code* constants), and every request gets
 // exactly one access log line and one Observer call.
 //
-// HTTPS (CONNECT) tunnels are served by the proxy itself (tunnel.go), with
-// the same deadlines and header limit as plain connections (ConnLimits).
+// The proxy serves its client connections itself (Serve, conn.go): plain
+// requests and, after a CONNECT, the requests inside the TLS tunnel
+// (tunnel.go), with the same deadlines and header limit (ConnLimits).
 //
 // Request bodies stream; a bounded prefix (Config.BodyScanLimit) of every
 // body is read and scanned first (scan.go), the rest is scanned as it
@@ -26,8 +27,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -80,8 +79,7 @@ type Options struct {
 	Limits ConnLimits
 }
 
-// Proxy is the request path. It implements http.Handler: make it the
-// Handler of the proxy listener's http.Server.
+// Proxy is the request path. Serve it on the proxy listener (server.go).
 type Proxy struct {
 	log         *zap.Logger
 	now         func() time.Time
@@ -99,9 +97,11 @@ type Proxy struct {
 	// whole when the session ticket keys change (tickets.go).
 	mitmConf atomic.Pointer[tls.Config]
 	// inflight counts requests from their start to their access log line,
-	// in every mode; Drain waits for it (hijacked CONNECT tunnels are not
-	// tracked by http.Server.Shutdown).
+	// in every mode; Shutdown waits for it.
 	inflight atomic.Int64
+
+	served       connSet
+	shuttingDown atomic.Bool
 }
 
 // New builds the proxy from opts.
@@ -154,88 +154,10 @@ func (p *Proxy) Update(cfg Config) error {
 	return nil
 }
 
-// ServeHTTP handles one request of the proxy listener, in any of the three
-// modes.
-func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if rt := p.routing.Load(); len(rt.allow) > 0 && !rt.allowed(r.RemoteAddr) {
-		p.refuseClient(w, r)
-		return
-	}
-	if r.Method == http.MethodConnect {
-		// HTTPS forward proxy: the tunnel, and forward for each
-		// request inside it (tunnel.go).
-		p.serveConnect(w, r)
-		return
-	}
-	p.serveHTTP(w, r)
-}
-
-// serveHTTP serves an origin-form (base-URL mode) or absolute-form (HTTP
-// forward proxy) request: forward, then its answer (respond.go).
-func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	if !r.URL.IsAbs() {
-		markBaseURL(r)
-	}
-	rd, _ := w.(readDeadliner)
-	resp := p.forward(r, nil, rd)
-	closing := resp.Close
-	respond(w, resp)
-	if closing {
-		boundDrain(rd)
-	}
-}
-
-// boundDrain bounds what net/http does after a handler that answered with
-// Connection: close while the request body was unread: it reads up to 256
-// KiB of that body, with no deadline, before closing; a client that
-// declared a body and never sends it would keep the connection. What the
-// client does send within rstAvoidance is still read, so that its TCP
-// stack does not reset the connection before the answer is read.
-func boundDrain(rd readDeadliner) {
-	if rd != nil {
-		_ = rd.SetReadDeadline(time.Now().Add(rstAvoidance))
-	}
-}
-
-// refuseClient answers a client whose address is not allowed, before
-// anything of its request is looked at, and closes the connection.
-func (p *Proxy) refuseClient(w http.ResponseWriter, r *http.Request) {
-	x := p.newExchange(r)
-	x.authority = r.RemoteAddr
-	host, _, _ := net.SplitHostPort(r.RemoteAddr)
-	resp := x.fail(r, clientNotAllowedError(host))
-	h := w.Header()
-	for k, v := range resp.Header {
-		h[k] = v
-	}
-	h.Set("Connection", "close")
-	w.WriteHeader(resp.StatusCode)
-	_, _ = io.Copy(w, resp.Body)
-	rd, _ := w.(readDeadliner)
-	boundDrain(rd)
-}
-
 // markBaseURL marks an origin-form request (`POST /api/rating/...`,
 // base-URL mode) with the base-URL marker host, which the target
 // check knows (hosts.go).
 func markBaseURL(r *http.Request) {
 	r.URL.Scheme = "http"
 	r.URL.Host = baseURLHost
-}
-
-// Drain waits until no request is in flight, or ctx ends. Call it after
-// the server's Shutdown: Shutdown waits for plain HTTP connections, but the
-// requests inside HTTPS (CONNECT) tunnels run on hijacked connections it
-// does not see.
-func (p *Proxy) Drain(ctx context.Context) error {
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for p.inflight.Load() > 0 {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%d requests still in flight: %w", p.inflight.Load(), ctx.Err())
-		case <-t.C:
-		}
-	}
-	return nil
 }
