@@ -101,8 +101,8 @@ type requestBody struct {
 	// (scannedBody).
 	fault atomic.Pointer[proxyError]
 
-	mem  bytes.Reader // the body sent upstream, when read whole
-	rest *prefixBody  // the body sent upstream, when it streams
+	mem  memBody     // the body sent upstream, when read whole
+	rest *prefixBody // the body sent upstream, when it streams
 }
 
 // noBody is the scan result of a request without a body (read only).
@@ -238,7 +238,7 @@ func (b *requestBody) upstream() (io.ReadCloser, int64) {
 		// found empty: length 0 sends none).
 		return b.client.rc, b.length
 	case b.whole:
-		return io.NopCloser(&b.mem), b.length
+		return &b.mem, b.length
 	}
 	return b.rest, b.length
 }

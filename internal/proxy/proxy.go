@@ -66,6 +66,8 @@ type Options struct {
 	Clock  func() time.Time // nil: time.Now
 	Tokens TokenSource      // required
 	// Transport sends requests upstream; nil: NewTransport(TransportOptions{}).
+	// An *http.Transport is wrapped in a client that sends small
+	// HTTP/1.1 requests itself, with its settings and dialers (upstream.go).
 	Transport http.RoundTripper
 	// CA mints the certificates of HTTPS (CONNECT) proxying; nil refuses
 	// CONNECT with UPSPROXY_MITM_NOT_CONFIGURED.
@@ -134,6 +136,10 @@ func New(opts Options) (*Proxy, error) {
 			return nil, fmt.Errorf("proxy: upstream transport: %w", err)
 		}
 		p.transport = tr
+	}
+	if tr, ok := p.transport.(*http.Transport); ok {
+		// Small requests go out on the caller's goroutine (upstream.go).
+		p.transport = newUpstreamClient(tr)
 	}
 	if err := p.Update(opts.Config); err != nil {
 		return nil, err

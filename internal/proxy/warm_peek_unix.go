@@ -8,6 +8,9 @@ import (
 	"syscall"
 )
 
+// canPeek: peekIdle tells an idle socket from a closed one here.
+const canPeek = true
+
 // peekIdle looks at c's socket without blocking and without consuming
 // anything (MSG_PEEK|MSG_DONTWAIT).
 func peekIdle(c net.Conn) peekResult {
