@@ -53,11 +53,11 @@ func (c *loopConn) Read(b []byte) (int, error) {
 	c.off = (c.off + n) % len(c.req)
 	return n, nil
 }
-func (c *loopConn) Write(b []byte) (int, error)        { return len(b), nil }
-func (c *loopConn) SetReadDeadline(time.Time) error    { return nil }
-func (c *loopConn) SetWriteDeadline(time.Time) error   { return nil }
-func (c *loopConn) SetDeadline(time.Time) error        { return nil }
-func (c *loopConn) Close() error                       { return nil }
+func (c *loopConn) Write(b []byte) (int, error)      { return len(b), nil }
+func (c *loopConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *loopConn) SetWriteDeadline(time.Time) error { return nil }
+func (c *loopConn) SetDeadline(time.Time) error      { return nil }
+func (c *loopConn) Close() error                     { return nil }
 
 // BenchmarkChainInProcess measures the proxy's own request path in base-URL
 // mode (the connection loop's parse, forward, the answer's write, the
