@@ -30,7 +30,8 @@
 # Knobs: DURATION (10s), CONNS (64), THREADS (2), ROUNDS (1: with more, the
 # targets run round-robin ROUNDS times and the summary shows medians),
 # TARGETS (space-separated subset, in the order to run), BIN, BASELINE_BIN,
-# VAULTDEV, RESULTS_OUT (copy the raw "name req/s p50µs p99µs cpuµs r+w"
+# VAULTDEV, PERF (a file: perf record -g of upsproxy-warn's serve during
+# its first run, for `perf report -i`), RESULTS_OUT (copy the raw "name req/s p50µs p99µs cpuµs r+w"
 # lines there: scripts/bench.sh puts them in its table).
 # Needs: wrk, nginx (apt-get install wrk nginx-light), make build vaultdev.
 # Everything listens on 127.0.0.1 and is stopped on exit.
@@ -233,7 +234,12 @@ run() {
   for f in warn info base-warn base-info; do [ -f "$work/$f.log" ] && : >"$work/$f.log"; done
   # shellcheck disable=SC2086
   before=$(cpu_ticks $procs) io0=$(io_calls $procs)
+  local perfpid=
+  if [ -n "${PERF:-}" ] && [ "$name" = upsproxy-warn ]; then
+    perf record -q -F 499 -g -p "${PID[warn]}" -o "$PERF" -- sleep 3 >/dev/null 2>&1 & perfpid=$!
+  fi
   wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$work/$script" "$url" >"$work/$name.wrk"
+  [ -z "$perfpid" ] || wait "$perfpid" || true
   # shellcheck disable=SC2086
   after=$(cpu_ticks $procs) io1=$(io_calls $procs)
   if grep -q 'Non-2xx' "$work/$name.wrk"; then
@@ -258,7 +264,11 @@ echo "wrk -t$THREADS -c$CONNS -d$DURATION, POST $path (small JSON), 127.0.0.1, $
 : >"$work/results"
 for ((r = 1; r <= ROUNDS; r++)); do
   [ "$ROUNDS" -gt 1 ] && echo "-- round $r"
-  for t in $TARGETS; do run "$t"; done
+  # Every other round in reverse order: the first target of a round runs
+  # on a machine that has rested, which favoured it by up to 20% here.
+  order=$TARGETS
+  [ $((r % 2)) -eq 0 ] && order=$(echo "$TARGETS" | tr ' ' '\n' | tac | tr '\n' ' ')
+  for t in $order; do run "$t"; done
 done
 if [ "$ROUNDS" -gt 1 ]; then
   echo "-- medians of $ROUNDS rounds"
