@@ -255,9 +255,19 @@ func slicesChunk(b []byte, n int) func(func([]byte) bool) {
 
 func TestHostile_SlowHeadersAreCutOffOutsideAndInsideATunnel(t *testing.T) {
 	e, s, rec := connHostileEnv(t, nil, "")
-	t.Run("outside: half a request line, then nothing", func(t *testing.T) {
+	t.Run("outside: half a request line, then nothing: 408", func(t *testing.T) {
 		c := dial(t, s)
 		io.WriteString(c, "POST /api/rat")
+		br := bufio.NewReader(c)
+		pxWantError(t, readAnswer(t, c, br, http.MethodPost), http.StatusRequestTimeout, "UPSPROXY_REQUEST_TIMEOUT")
+		wantClosed(t, c, br)
+	})
+	t.Run("outside: connected, nothing sent: closed without an answer", func(t *testing.T) {
+		c := dial(t, s)
+		_ = c.SetReadDeadline(time.Now().Add(guard))
+		if n, _ := io.Copy(io.Discard, c); n != 0 {
+			t.Errorf("%d bytes sent to a client that asked nothing", n)
+		}
 		wantClosed(t, c, c)
 	})
 	t.Run("inside a tunnel: half the headers, then nothing: 408", func(t *testing.T) {
@@ -299,27 +309,40 @@ func TestHostile_AnIdleTunnelIsClosedAfterTheHandshakeAndBetweenRequests(t *test
 	}
 }
 
-func TestHostile_OversizedHeadersInsideATunnelAre431AndNeverForwarded(t *testing.T) {
+func TestHostile_OversizedHeadersOutsideAndInsideATunnelAre431AndNeverForwarded(t *testing.T) {
 	e, s, rec := connHostileEnv(t, nil, "")
-	tc := tunnel(t, e, s, "")
-	// 1 MiB of headers against max_header_bytes = 8KiB; written while the
-	// answer is read, since the proxy stops reading.
-	go func() {
-		fmt.Fprintf(tc, "GET /api/track/v1/details/1Z HTTP/1.1\r\nHost: %s\r\n", ups.TestHost)
-		pad := "X-Pad: " + strings.Repeat("p", 1000) + "\r\n"
-		for range 1024 {
-			if _, err := io.WriteString(tc, pad); err != nil {
-				return
-			}
+	for _, inside := range []bool{false, true} {
+		name := "outside"
+		if inside {
+			name = "inside a tunnel"
 		}
-		io.WriteString(tc, "\r\n")
-	}()
-	br := bufio.NewReader(tc)
-	msg := pxWantError(t, readAnswer(t, tc, br, http.MethodGet), http.StatusRequestHeaderFieldsTooLarge, "UPSPROXY_BAD_REQUEST")
-	if !strings.Contains(msg, "max_header_bytes") {
-		t.Errorf("message %q does not name the limit", msg)
+		t.Run(name, func(t *testing.T) {
+			var c net.Conn
+			if inside {
+				c = tunnel(t, e, s, "")
+			} else {
+				c = dial(t, s)
+			}
+			// 1 MiB of headers against max_header_bytes = 8KiB; written
+			// while the answer is read, since the proxy stops reading.
+			go func() {
+				fmt.Fprintf(c, "GET /api/track/v1/details/1Z HTTP/1.1\r\nHost: %s\r\n", ups.TestHost)
+				pad := "X-Pad: " + strings.Repeat("p", 1000) + "\r\n"
+				for range 1024 {
+					if _, err := io.WriteString(c, pad); err != nil {
+						return
+					}
+				}
+				io.WriteString(c, "\r\n")
+			}()
+			br := bufio.NewReader(c)
+			msg := pxWantError(t, readAnswer(t, c, br, http.MethodGet), http.StatusRequestHeaderFieldsTooLarge, "UPSPROXY_BAD_REQUEST")
+			if !strings.Contains(msg, "max_header_bytes") {
+				t.Errorf("message %q does not name the limit", msg)
+			}
+			wantClosed(t, c, br)
+		})
 	}
-	wantClosed(t, tc, br)
 	if n := len(rec.requests()); n != 0 {
 		t.Errorf("UPS saw %d requests", n)
 	}
