@@ -123,6 +123,9 @@ type state struct {
 	proactiveAt time.Time
 	// recheckAt: an error state is re-read from the store after this.
 	recheckAt time.Time
+	// reread: the next renewal must read the store, not trust memory
+	// (recheckRefused: a login may have replaced the refused pair).
+	reread bool
 }
 
 type entry struct {
@@ -361,7 +364,7 @@ func (b *Broker) recheckRefused(e *entry, s *state) {
 	next := now.Add(b.opts.RecheckAfter)
 	e.recheckRefusedAt.Store(&next)
 	n := *s
-	n.refreshAt = time.Time{}
+	n.refreshAt, n.reread = time.Time{}, true
 	e.cur.CompareAndSwap(s, &n)
 }
 
@@ -549,13 +552,16 @@ func (b *Broker) renewShared(e *entry, due func(*state) bool) (*state, error) {
 	if cur != nil && cur.dirty {
 		// Memory holds a pair Vault has not accepted: it is the newest
 		// there is, and its refresh token is known to no other replica.
+		if !due(cur) {
+			// Its write is under way (persistReleased, schedulePersist):
+			// a request that joined the renewal just too late does not
+			// wait for that write.
+			return cur, nil
+		}
 		if b.persist(e, log) {
 			cur = e.cur.Load()
 		}
 		if cur.dirty {
-			if !due(cur) {
-				return cur, nil
-			}
 			return b.refresh(e, cur, cur.rec.Version, forced, log)
 		}
 	}
@@ -566,8 +572,18 @@ func (b *Broker) renewShared(e *entry, due func(*state) bool) (*state, error) {
 		}
 		return nil, e.failErr
 	}
+	// The first look may be at memory instead of Vault (see known).
+	mem, fromMemory := b.known(cur)
 	for {
-		rec, err := b.read(e)
+		var (
+			rec vaultstore.Record
+			err error
+		)
+		if fromMemory {
+			rec, fromMemory = mem, false
+		} else {
+			rec, err = b.read(e)
+		}
 		switch {
 		case errors.Is(err, ErrNotLoggedIn):
 			if e.car().Grant != ups.GrantClientCredentials {
@@ -625,6 +641,27 @@ func (b *Broker) renewShared(e *entry, due func(*state) bool) (*state, error) {
 		claim.Version = v
 		return b.refresh(e, b.newState(claim, false, nil, ""), v, forced, log)
 	}
+}
+
+// known returns the record memory holds for cur when it may stand in for
+// reading Vault before a renewal: what the broker last read or wrote, with
+// no error, nothing unstored and no re-read asked for. A refresh storm then
+// costs one Vault call before UPS (the lease claim) instead of two. This is
+// safe because the claim is a check-and-set on the version memory holds: it
+// succeeds only if Vault still holds exactly that record, which is what a
+// read would have returned; any change since (another replica's lease or
+// pair, a login, `upsproxy token delete`) makes it conflict, and the
+// conflict path reads Vault and decides again, as before. The one change
+// the version does not reveal is `vault kv delete` of the latest version
+// outside upsproxy (KV v2 keeps the version number): the next renewal then
+// stores a renewed pair over it, where a read would have answered "not
+// logged in". Memory serves that deleted record's access token until the
+// renewal anyway; `upsproxy token delete` removes the metadata and is seen.
+func (b *Broker) known(cur *state) (vaultstore.Record, bool) {
+	if cur == nil || cur.err != nil || cur.dirty || cur.reread || cur.rec.Version <= 0 {
+		return vaultstore.Record{}, false
+	}
+	return cur.rec, true
 }
 
 // read loads the record of an entry.
@@ -742,7 +779,8 @@ func (b *Broker) refresh(e *entry, cur *state, v int, forced bool, log *zap.Logg
 	rec.Version = v
 	// Publish before writing: from here on the new pair is the only valid
 	// one, and memory must hold it whatever Vault does.
-	e.cur.Store(b.newState(rec, true, nil, cur.rec.Token.RefreshToken))
+	s := b.newState(rec, true, nil, cur.rec.Token.RefreshToken)
+	e.cur.Store(s)
 	e.failures, e.failUntil, e.failErr = 0, time.Time{}, nil
 	e.refused.Store(nil)
 	b.recordResult(e, "ok", nil)
@@ -750,8 +788,42 @@ func (b *Broker) refresh(e *entry, cur *state, v int, forced bool, log *zap.Logg
 		zap.Time("access_token_expires_at", tok.ExpiresAt),
 		zap.Time("refresh_token_expires_at", tok.RefreshExpiresAt),
 		zap.Int("refresh_count", tok.RefreshCount))
-	b.persist(e, log)
-	return e.cur.Load(), nil
+	b.persistReleased(e, log)
+	return s, nil
+}
+
+// persistReleased writes a freshly refreshed pair to Vault in the
+// background: the requests waiting for the renewal get the new access
+// token the moment UPS has answered, instead of a Vault round trip later.
+// Nothing is weakened by not waiting:
+//
+//   - The pair is as safe as before. It is in memory already (requests
+//     arriving meanwhile use it too), the write starts now as it did
+//     before, persist retries a failed write with backoff until Vault takes
+//     it (schedulePersist), and serve's shutdown Flushes whatever is
+//     pending. Waiting held the requests back without making the write land
+//     any sooner.
+//   - No other replica refreshes with the refresh token UPS just spent:
+//     the record in Vault still carries this replica's lease (the claim,
+//     LeaseUntil = claim + LeaseTTL) until the pair write, which clears it
+//     in the same check-and-set. Others read the lease and wait for the
+//     record to change (waitLease), then use the pair written.
+//   - Should the process die before Vault took the pair, the new refresh
+//     token dies with it: UPS has already spent the old one, so no one can
+//     recover it, with or without the wait. The lease is deliberately not
+//     extended while the write is retried: a lease that outlived its holder
+//     would only hold the other replicas off longer. Once it lapses, another
+//     replica's refresh with the spent token gets invalid_grant and marks
+//     the record rejected (markRejected), so every replica reports "log in
+//     again" at once instead of failing in silence; and if the holder is
+//     alive after all, its retried write still lands over that mark
+//     (resolveConflict: the stored refresh token is the one it spent), so
+//     the other replicas recover at their next store read.
+//
+// Callers that must know the pair is in Vault (ForceRefresh, Flush) take
+// the same entry lock and find the write done or do it themselves.
+func (b *Broker) persistReleased(e *entry, log *zap.Logger) {
+	go b.persist(e, log)
 }
 
 // salvage keeps the new refresh token of a refresh answer that was

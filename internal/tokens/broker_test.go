@@ -137,11 +137,17 @@ func TestBroker_ExpiredAccessTokenIsRefreshedOnceForManyWaitersAndStoredInVault(
 	if n := r.sim.Stats().Refreshes; n != 1 {
 		t.Fatalf("%d refreshes, want 1", n)
 	}
+	// The waiters were released when UPS answered; the pair is written to
+	// Vault in the background, and Flush (what serve runs on shutdown)
+	// returns once it is there.
+	if err := b.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	stored, err := r.store.Get(context.Background(), "main", ups.Test)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if stored.Token.RefreshToken == old.Token.RefreshToken || stored.Token.RefreshCount != 1 {
+	if stored.Token.RefreshToken == old.Token.RefreshToken || stored.Token.RefreshCount != 1 || stored.LeaseHolder != "" {
 		t.Fatal("Vault does not hold the rotated pair")
 	}
 	for _, tok := range got {
@@ -288,6 +294,11 @@ func TestBroker_NewPairIsKeptInMemoryWhenVaultFailsAfterUPSAnsweredAndStoredWhen
 	if err != nil {
 		t.Fatalf("no token although UPS answered: %v", err)
 	}
+	// The write runs after the waiters are released; Flush waits for it
+	// and tries again itself.
+	if err := b.Flush(context.Background()); err == nil {
+		t.Fatal("Flush reported the pair stored although Vault is sealed")
+	}
 	if logs.FilterMessageSnippet("keeping them in memory").FilterLevelExact(zapcore.ErrorLevel).Len() == 0 {
 		t.Fatal("no ERROR line about the unstored pair")
 	}
@@ -348,6 +359,9 @@ func TestBroker_ClientCredentialsCarrierMintsItsOwnTokenWithoutLogin(t *testing.
 	tok, err := b.Token(context.Background(), "main", ups.Test)
 	if err != nil || tok == "" {
 		t.Fatalf("got %v", err)
+	}
+	if err := b.Flush(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 	stored, err := r.store.Get(context.Background(), "main", ups.Test)
 	if err != nil || stored.Token.AccessToken != tok || stored.Grant != ups.GrantClientCredentials {

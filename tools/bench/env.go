@@ -181,6 +181,24 @@ type fakeUPS struct {
 	mu           sync.Mutex
 	refreshTimes []time.Time
 	refreshDur   []time.Duration
+	// firstUse: when each Authorization value first reached /api/ (the
+	// storm's "token ready": a broker may hand the new token out before
+	// Vault has the pair).
+	firstUse map[string]time.Time
+}
+
+// firstUseAfter is the earliest first use of a token first seen at or
+// after t (zero if none).
+func (u *fakeUPS) firstUseAfter(t time.Time) time.Time {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var first time.Time
+	for _, at := range u.firstUse {
+		if !at.Before(t) && (first.IsZero() || at.Before(first)) {
+			first = at
+		}
+	}
+	return first
 }
 
 func (u *fakeUPS) refreshes() ([]time.Time, []time.Duration) {
@@ -194,7 +212,7 @@ func (e *env) startFakeUPS(simOpts ...func(*upssim.Options)) (*fakeUPS, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := &fakeUPS{caFile: filepath.Join(e.dir, "ups-ca.pem")}
+	u := &fakeUPS{caFile: filepath.Join(e.dir, "ups-ca.pem"), firstUse: map[string]time.Time{}}
 	if err := os.WriteFile(u.caFile, pemBytes, 0o600); err != nil {
 		return nil, err
 	}
@@ -215,6 +233,12 @@ func (e *env) startFakeUPS(simOpts ...func(*upssim.Options)) (*fakeUPS, error) {
 		u.mu.Unlock()
 	})
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		at, auth := time.Now(), r.Header.Get("Authorization")
+		u.mu.Lock()
+		if _, seen := u.firstUse[auth]; !seen {
+			u.firstUse[auth] = at
+		}
+		u.mu.Unlock()
 		_, _ = io.Copy(io.Discard, r.Body)
 		if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
 			http.Error(w, `{"response":{"errors":[{"code":"250002","message":"Invalid Authentication Information."}]}}`, http.StatusUnauthorized)
