@@ -151,6 +151,9 @@ type entry struct {
 	failures  int
 	failUntil time.Time
 	failErr   error
+	// began: when the current renewal started (guarded by the flight),
+	// for the timings of the "access token refreshed" line.
+	began time.Time
 }
 
 type refreshResult struct {
@@ -523,6 +526,7 @@ func (b *Broker) storeCtx() (context.Context, context.CancelFunc) {
 
 // renewShared runs inside the single flight of an entry.
 func (b *Broker) renewShared(e *entry, due func(*state) bool) (*state, error) {
+	e.began = b.now()
 	log := b.logger(e)
 	// forced is set when the last due(s) was true only because UPS refused
 	// s's token: the renewal is then marked in the record (ForcedRenewalAt).
@@ -735,6 +739,7 @@ func (b *Broker) refresh(e *entry, cur *state, v int, forced bool, log *zap.Logg
 		tok ups.Token
 		err error
 	)
+	asked := b.now()
 	if c.Grant == ups.GrantClientCredentials {
 		tok, err = c.OAuth.ClientCredentials(ctx)
 	} else {
@@ -753,6 +758,7 @@ func (b *Broker) refresh(e *entry, cur *state, v int, forced bool, log *zap.Logg
 		}
 		tok, err = c.OAuth.Refresh(ctx, cur.rec.Token.RefreshToken)
 	}
+	answered := b.now()
 	if err != nil {
 		if tok.RefreshToken != "" && tok.RefreshToken != cur.rec.Token.RefreshToken && c.Grant != ups.GrantClientCredentials {
 			b.salvage(e, cur, v, tok, log)
@@ -787,7 +793,11 @@ func (b *Broker) refresh(e *entry, cur *state, v int, forced bool, log *zap.Logg
 	log.Info("access token refreshed", zap.Bool("forced_by_401", forced),
 		zap.Time("access_token_expires_at", tok.ExpiresAt),
 		zap.Time("refresh_token_expires_at", tok.RefreshExpiresAt),
-		zap.Int("refresh_count", tok.RefreshCount))
+		zap.Int("refresh_count", tok.RefreshCount),
+		// What the renewal cost besides UPS (Vault, waiting for a lease or
+		// for CPU) and what UPS took; the waiting requests get the token
+		// as this line is written.
+		zap.Duration("before_ups", asked.Sub(e.began)), zap.Duration("ups_took", answered.Sub(asked)))
 	b.persistReleased(e, log)
 	return s, nil
 }

@@ -199,8 +199,10 @@ func TestBroker_RejectedRefreshTokenIsMarkedInVaultSoOtherReplicasStopAtOnce(t *
 func TestBroker_ReplicaThatLostTheRaceUsesTheWinnersPairWithoutMarkingRejected(t *testing.T) {
 	r := newRig(t)
 	r.login()
-	a := r.broker(nil, ups.GrantAuthorizationCode)
-	b := r.broker(nil, ups.GrantAuthorizationCode)
+	// Replicas have holder names of their own (serve: host/pid): a lease
+	// under one's own name is taken for one's own.
+	a := r.replica("replica-a", nil, nil)
+	b := r.replica("replica-b", nil, nil)
 	// Both replicas hold the original pair in memory.
 	for _, br := range []*Broker{a, b} {
 		if _, err := br.Token(context.Background(), "main", ups.Test); err != nil {

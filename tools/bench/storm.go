@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -137,6 +138,39 @@ type stormRound struct {
 	// pairStored: when Vault had the new pair; vault: the time spent in
 	// Vault calls. All relative to the storm's start.
 	reach, ready, pairStored, vault time.Duration
+	// What upsproxy logged with the refresh: from the start of its renewal
+	// to calling UPS (Vault, waiting for CPU), and UPS's answer time.
+	ownBefore, ownUPS time.Duration
+	ownOK             bool
+}
+
+// brokerLogged reads the timings upsproxy logged with carrier's refresh
+// ("access token refreshed": before_ups, ups_took), if it did.
+func brokerLogged(path, carrier string) (before, upsTook time.Duration, ok bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	for sc.Scan() {
+		var l struct {
+			Msg       string `json:"msg"`
+			Carrier   string `json:"carrier"`
+			BeforeUPS string `json:"before_ups"`
+			UPSTook   string `json:"ups_took"`
+		}
+		if json.Unmarshal(sc.Bytes(), &l) != nil || l.Msg != "access token refreshed" || l.Carrier != carrier {
+			continue
+		}
+		b, err1 := time.ParseDuration(l.BeforeUPS)
+		u, err2 := time.ParseDuration(l.UPSTook)
+		if err1 == nil && err2 == nil {
+			before, upsTook, ok = b, u, true
+		}
+	}
+	return before, upsTook, ok
 }
 
 // overhead is what the broker added to the wait on top of UPS's refresh.
@@ -188,7 +222,8 @@ func refreshStorm(e *env, n, rounds int, gap, delay time.Duration, add func(stri
 	saved := e.vault.addr
 	e.vault.addr = vt.addr
 	p, err := e.startProxy(u, proxyOpts{name: "storm", upstream: "https://" + u.addr, upsCAFile: u.caFile, warm: 2,
-		prefix: prefix, carriers: blocks.String(), skipLogin: true, maxConns: n + 100})
+		prefix: prefix, carriers: blocks.String(), skipLogin: true, maxConns: n + 100,
+		logLevel: "info"}) // the refresh's own timings (brokerLogged); no line per request at info
 	e.vault.addr = saved
 	if err != nil {
 		return err
@@ -206,7 +241,11 @@ func refreshStorm(e *env, n, rounds int, gap, delay time.Duration, add func(stri
 			log, _ := os.ReadFile(filepath.Join(e.dir, "storm.log"))
 			return fmt.Errorf("round %d: %w\nupsproxy log:\n%s", i+1, err, tail(string(log), 3000))
 		}
+		r.ownBefore, r.ownUPS, r.ownOK = brokerLogged(filepath.Join(e.dir, "storm.log"), fmt.Sprintf("storm%d", i+1))
 		rs = append(rs, r)
+		if r.ownOK {
+			fmt.Printf("    round %d: upsproxy's log: %.1f ms from the renewal's start to calling UPS, UPS %.1f ms\n", i+1, ms(r.ownBefore), ms(r.ownUPS))
+		}
 		fmt.Printf("    round %d: storm p50 %.1f ms p99 %.1f ms; refresh %.1f ms, started %+.1f ms after the storm; baseline p99 %.1f ms; extra %.1f ms; token first used @%.1f (broker +%.1f ms), pair in Vault @%.1f; %s\n",
 			i+1, ms(r.stormP50), ms(r.stormP99), ms(r.refresh), ms(r.refreshStart), ms(r.baseP99), ms(r.extra()), ms(r.ready), ms(r.overhead()), ms(r.pairStored), r.broker)
 	}
@@ -244,6 +283,18 @@ func refreshStorm(e *env, n, rounds int, gap, delay time.Duration, add func(stri
 	add("storm-token-wait", "refresh storm: new token first used after the storm began, minus the UPS refresh", o, "ms",
 		fmt.Sprintf("what the broker adds to the longest token wait; median of %d rounds, range %.1f to %.1f ms: first request reached the broker after %.1f ms, UPS called after %.1f ms, token first used at UPS %.1f ms after its answer; Vault calls (read, lease, new pair) %.1f ms in all",
 			len(rs), oLo, oHi, rc, us, rel, va))
+	var own []float64
+	for _, r := range rs {
+		if r.ownOK {
+			own = append(own, ms(r.ownBefore))
+		}
+	}
+	if len(own) > 0 {
+		sort.Float64s(own)
+		add("storm-broker", "refresh storm: upsproxy's renewal start to its UPS call, as it logged", median(own), "ms",
+			fmt.Sprintf("the broker's own share (Vault lease claim, waiting for CPU among the storm's requests); median of %d rounds, range %.1f to %.1f ms; waiters get the token when UPS answers",
+				len(own), own[0], own[len(own)-1]))
+	}
 	return nil
 }
 
