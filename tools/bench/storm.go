@@ -142,20 +142,24 @@ type stormRound struct {
 	// to calling UPS (Vault, waiting for CPU), and UPS's answer time.
 	ownBefore, ownUPS time.Duration
 	ownOK             bool
+	// ownStart: when the renewal started by upsproxy's log (ms precision).
+	ownStart time.Time
+	gate     time.Time // when the storm was sent
 }
 
 // brokerLogged reads the timings upsproxy logged with carrier's refresh
 // ("access token refreshed": before_ups, ups_took), if it did.
-func brokerLogged(path, carrier string) (before, upsTook time.Duration, ok bool) {
+func brokerLogged(path, carrier string) (before, upsTook time.Duration, started time.Time, ok bool) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, 0, false
+		return 0, 0, time.Time{}, false
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	for sc.Scan() {
 		var l struct {
+			TS        string `json:"ts"`
 			Msg       string `json:"msg"`
 			Carrier   string `json:"carrier"`
 			BeforeUPS string `json:"before_ups"`
@@ -166,11 +170,12 @@ func brokerLogged(path, carrier string) (before, upsTook time.Duration, ok bool)
 		}
 		b, err1 := time.ParseDuration(l.BeforeUPS)
 		u, err2 := time.ParseDuration(l.UPSTook)
-		if err1 == nil && err2 == nil {
-			before, upsTook, ok = b, u, true
+		ts, err3 := time.Parse("2006-01-02T15:04:05.000Z0700", l.TS)
+		if err1 == nil && err2 == nil && err3 == nil {
+			before, upsTook, started, ok = b, u, ts.Add(-u-b), true
 		}
 	}
-	return before, upsTook, ok
+	return before, upsTook, started, ok
 }
 
 // overhead is what the broker added to the wait on top of UPS's refresh.
@@ -241,10 +246,11 @@ func refreshStorm(e *env, n, rounds int, gap, delay time.Duration, add func(stri
 			log, _ := os.ReadFile(filepath.Join(e.dir, "storm.log"))
 			return fmt.Errorf("round %d: %w\nupsproxy log:\n%s", i+1, err, tail(string(log), 3000))
 		}
-		r.ownBefore, r.ownUPS, r.ownOK = brokerLogged(filepath.Join(e.dir, "storm.log"), fmt.Sprintf("storm%d", i+1))
+		r.ownBefore, r.ownUPS, r.ownStart, r.ownOK = brokerLogged(filepath.Join(e.dir, "storm.log"), fmt.Sprintf("storm%d", i+1))
 		rs = append(rs, r)
 		if r.ownOK {
-			fmt.Printf("    round %d: upsproxy's log: %.1f ms from the renewal's start to calling UPS, UPS %.1f ms\n", i+1, ms(r.ownBefore), ms(r.ownUPS))
+			fmt.Printf("    round %d: upsproxy's log: renewal started @%.0f (±1 ms), %.1f ms from its start to calling UPS, UPS %.1f ms\n",
+				i+1, ms(r.ownStart.Sub(r.gate)), ms(r.ownBefore), ms(r.ownUPS))
 		}
 		fmt.Printf("    round %d: storm p50 %.1f ms p99 %.1f ms; refresh %.1f ms, started %+.1f ms after the storm; baseline p99 %.1f ms; extra %.1f ms; token first used @%.1f (broker +%.1f ms), pair in Vault @%.1f; %s\n",
 			i+1, ms(r.stormP50), ms(r.stormP99), ms(r.refresh), ms(r.refreshStart), ms(r.baseP99), ms(r.extra()), ms(r.ready), ms(r.overhead()), ms(r.pairStored), r.broker)
@@ -331,6 +337,7 @@ func stormOnce(p *upsproxy, u *fakeUPS, vt *vaultTimer, n int, carrier string, a
 	}
 	pause := fire.Sub(warmEnd)
 	stormLat, gate, err := burst(p, n, carrier, fire)
+	r.gate = gate
 	if err != nil {
 		return r, fmt.Errorf("storm: %w", err)
 	}
