@@ -260,6 +260,11 @@ func TestBroker_ALoginIsPickedUpByTheNextRefusalWithoutARefresh(t *testing.T) {
 	if err != nil || t2 == t1 {
 		t.Fatalf("forced renewal: %v", err)
 	}
+	// The renewal's pair write runs after the request got t2; the admin's
+	// login reads the record after it (Flush: what lands it).
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
 	fresh := r.login()
 	a.Invalidate("main", ups.Test, t2) // declined: t2 came from a forced renewal
 	if got, err := a.Token(ctx, "main", ups.Test); err != nil || got != fresh.Token.AccessToken {
