@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
@@ -106,8 +108,7 @@ func (c *cli) serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	host, _ := os.Hostname()
-	d.holder = fmt.Sprintf("%s/%d", host, os.Getpid())
+	d.holder = holderName("")
 	d.broker, err = tokens.New(tokens.Options{
 		Store: store, Carriers: carriers, Logger: log.Named("tokens"), Metrics: metrics,
 		Holder: d.holder, ErrorCode: proxy.TokenErrorCode,
@@ -414,4 +415,20 @@ func restartNeeded(old, cfg *config.Config) []string {
 
 func upstreams(cfg *config.Config) map[ups.Environment]*url.URL {
 	return map[ups.Environment]*url.URL{ups.Test: cfg.UPS.TestURL, ups.Production: cfg.UPS.ProductionURL}
+}
+
+// holderName names this process in the Vault leases it takes (and in
+// logs): host and pid, which people can read, plus 4 random bytes, since
+// replicas in containers often share both (a fixed hostname, pid 1) and
+// would otherwise take each other's live lease for their own. role, when
+// set, says what the process is (token-refresh).
+func holderName(role string) string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	name := fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+	if role != "" {
+		name += "/" + role
+	}
+	return name
 }

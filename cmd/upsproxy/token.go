@@ -493,12 +493,11 @@ func (c *cli) tokenRefresh(ctx context.Context, carrierName, envName string) err
 	work, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
 
-	host, _ := os.Hostname()
 	broker, err := tokens.New(tokens.Options{
 		Store:    store,
 		Carriers: []tokens.Carrier{{Name: car.Name, Environment: env, Grant: car.Grant, OAuth: oc}},
 		Logger:   log.Named("tokens"),
-		Holder:   fmt.Sprintf("%s/%d/token-refresh", host, os.Getpid()),
+		Holder:   holderName("token-refresh"),
 	})
 	if err != nil {
 		return err
