@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -85,6 +86,96 @@ func BenchmarkChainInProcess(b *testing.B) {
 	c.br = bufio.NewReader(&c.lr)
 	b.ReportAllocs()
 	for b.Loop() {
+		req, ok := c.readRequest(false)
+		if !ok || !c.handle(req) {
+			b.Fatal("the request was refused")
+		}
+	}
+}
+
+// cannedRawUPS is a loopback upstream that answers every request with the same
+// canned response, parsing no more than it must (the request's head up to
+// its blank line, then Content-Length bytes), so that the benchmark's CPU
+// is mostly the proxy's.
+func cannedRawUPS(b *testing.B) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = ln.Close() })
+	resp := []byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nDate: Mon, 30 Nov 2026 07:00:00 GMT\r\n" +
+		"Content-Length: " + strconv.Itoa(len(cannedBody)) + "\r\n\r\n" + cannedBody)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					n := 0
+					for {
+						line, err := br.ReadSlice('\n')
+						if err != nil {
+							return
+						}
+						if len(line) <= 2 {
+							break
+						}
+						if k, v, ok := strings.Cut(string(line), ":"); ok && strings.EqualFold(k, "Content-Length") {
+							n, _ = strconv.Atoi(strings.TrimSpace(v))
+						}
+					}
+					if _, err := br.Discard(n); err != nil {
+						return
+					}
+					if _, err := c.Write(resp); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// BenchmarkChainUpstream is BenchmarkChainInProcess with the real upstream
+// client (upstream.go) sending each request over loopback to cannedRawUPS, and
+// a small JSON body: the user-space CPU of the whole request path but the
+// client's socket.
+func BenchmarkChainUpstream(b *testing.B) {
+	addr := cannedRawUPS(b)
+	tr, err := NewTransport(TransportOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	logger := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zap.WarnLevel))
+	p, err := New(Options{
+		Logger: logger,
+		Tokens: staticTokens{},
+		Config: Config{
+			Carriers:  []Carrier{{Name: "main", Environment: ups.Production, Default: true}},
+			Upstreams: map[ups.Environment]*url.URL{ups.Production: {Scheme: "http", Host: addr}},
+		},
+		Transport: tr,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const body = `{"RateRequest":{"Shipment":{"Shipper":{"ShipperNumber":"W599Y7"}}}}`
+	conn := &loopConn{req: []byte("POST /api/rating/v2409/Rate HTTP/1.1\r\nHost: proxy\r\n" +
+		"Content-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)}
+	c := &clientConn{p: p, raw: conn, conn: conn, remote: "127.0.0.1:1"}
+	c.lr.r = conn
+	c.lr.limit(-1)
+	c.br = bufio.NewReader(&c.lr)
+	b.ReportAllocs()
+	for b.Loop() {
+		if !c.await(false) {
+			b.Fatal("await")
+		}
 		req, ok := c.readRequest(false)
 		if !ok || !c.handle(req) {
 			b.Fatal("the request was refused")

@@ -298,7 +298,7 @@ func (c *clientConn) write(req *http.Request, resp *http.Response, keep bool) bo
 		resp.Header["Connection"] = keepAliveValue
 	}
 	if _, ok := resp.Header["Date"]; !ok {
-		resp.Header["Date"] = []string{time.Now().UTC().Format(http.TimeFormat)}
+		resp.Header["Date"] = httpDate(time.Now())
 	}
 	c.bw = connWriters.Get().(*bufio.Writer)
 	c.bw.Reset(c.conn)
@@ -315,7 +315,12 @@ func (c *clientConn) write(req *http.Request, resp *http.Response, keep bool) bo
 		resp.Body = &flushingBody{ReadCloser: resp.Body, w: c.bw}
 		w = struct{ io.Writer }{c.bw}
 	}
-	err := resp.Write(w)
+	var err error
+	if ok, werr := writeResponse(c.bw, req, resp); ok {
+		err = werr
+	} else {
+		err = resp.Write(w)
+	}
 	if err == nil {
 		err = c.bw.Flush()
 	}

@@ -353,7 +353,13 @@ func (pc *upConn) roundTrip(ctx context.Context, req *http.Request) (*http.Respo
 	// Not the *bufio.Writer itself: Request.Write flushes the headers of
 	// a body it does not know to be in memory (memBody) on their own,
 	// one more write (and TCP segment) per request.
-	if err := req.Write(noHeaderFlush{pc.bw}); err != nil {
+	if writeRequestHead(pc.bw, req) {
+		if b, ok := req.Body.(*memBody); ok {
+			if _, err := b.WriteTo(pc.bw); err != nil {
+				return fail(fmt.Errorf("write request: %w", err))
+			}
+		}
+	} else if err := req.Write(noHeaderFlush{pc.bw}); err != nil {
 		return fail(fmt.Errorf("write request: %w", err))
 	}
 	if err := pc.bw.Flush(); err != nil {
