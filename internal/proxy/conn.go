@@ -137,9 +137,25 @@ func (c *clientConn) await(first bool) bool {
 		}
 	}
 	c.idle.Store(false)
-	_ = c.conn.SetReadDeadline(time.Now().Add(lim.ReadHeaderTimeout))
+	if !headBuffered(c.br) {
+		_ = c.conn.SetReadDeadline(time.Now().Add(lim.ReadHeaderTimeout))
+	}
 	return true
 }
+
+// headBuffered reports whether br already holds a whole request head (up
+// to its blank line): the parser will not read the connection for it, so
+// the header deadline need not be set (each move of a deadline is a timer
+// update, and may wake the network poller). What reads the connection
+// after the head sets its own deadline: the body's pace (clientBody), a
+// tunnel's handshake, the next wait (await). A head that starts with an
+// empty line (skipped after a POST) is given the deadline anyway.
+func headBuffered(br *bufio.Reader) bool {
+	b, _ := br.Peek(br.Buffered())
+	return len(b) > 0 && b[0] != '\r' && b[0] != '\n' && bytes.Contains(b, crlfcrlf)
+}
+
+var crlfcrlf = []byte("\r\n\r\n")
 
 // coldWait waits for the next request with no read buffer: the reader goes
 // back to the pool and a one-byte read waits for the client; the byte is
@@ -186,7 +202,9 @@ func (c *clientConn) readRequest(first bool) (*http.Request, bool) {
 		return nil, false
 	}
 	c.lastMethod = req.Method
-	_ = c.conn.SetReadDeadline(time.Time{})
+	// The header deadline is left as it is, not cleared: nothing reads
+	// the connection until the body (paced, with a deadline of its own),
+	// a tunnel (its handshake's) or the next request (await's).
 	req.RemoteAddr = c.remote
 	return req, true
 }

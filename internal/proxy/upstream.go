@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -39,6 +40,8 @@ type upstreamClient struct {
 	perHost        int
 	maxIdle        int // 0: no overall bound
 	maxHeaderBytes int64
+
+	lastKey atomic.Pointer[poolKey]
 
 	mu    sync.Mutex
 	idle  map[string][]*upConn // by "scheme://host:port", most recent last
@@ -137,7 +140,7 @@ func (c *upstreamClient) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		host = net.JoinHostPort(req.URL.Hostname(), port)
 	}
-	key := req.URL.Scheme + "://" + host
+	key := c.poolKey(req.URL.Scheme, host)
 	ctx := req.Context()
 	pc, reused := c.take(key)
 	for {
@@ -166,6 +169,19 @@ func (c *upstreamClient) RoundTrip(req *http.Request) (*http.Response, error) {
 		pc, reused = nil, false
 	}
 }
+
+// poolKey is "scheme://host:port", the key of the pool's map; the last
+// one built is kept, since requests go to one or two UPS hosts.
+func (c *upstreamClient) poolKey(scheme, host string) string {
+	if k := c.lastKey.Load(); k != nil && k.scheme == scheme && k.host == host {
+		return k.key
+	}
+	k := &poolKey{scheme: scheme, host: host, key: scheme + "://" + host}
+	c.lastKey.Store(k)
+	return k.key
+}
+
+type poolKey struct{ scheme, host, key string }
 
 // dial opens a connection to addr as the transport would: HTTPS through
 // its TLS dialer (the warm pool, which also goes through the egress proxy
@@ -263,6 +279,8 @@ type upConn struct {
 	// timer closes the connection when it stays idle too long; nil
 	// until first pooled (or without an idle timeout).
 	timer *time.Timer
+	// peek looks at the idle socket (alive); made on first use.
+	peek *peeker
 
 	// Per request.
 	headerLeft int64 // bytes the response headers may still take; <0: no limit
@@ -309,10 +327,24 @@ func (pc *upConn) Write(b []byte) (int, error) {
 // unexpected waiting on it (a stray byte would be taken as the next
 // response's).
 func (pc *upConn) alive() bool {
-	if tc, ok := pc.conn.(*tls.Conn); ok {
-		return alive(tc)
+	tc, isTLS := pc.conn.(*tls.Conn)
+	if pc.peek == nil {
+		nc := pc.conn
+		if isTLS {
+			nc = tc.NetConn()
+		}
+		pc.peek = newPeeker(nc)
 	}
-	return peekIdle(pc.conn) == peekEmpty
+	switch pc.peek.peek() {
+	case peekEmpty:
+		return true
+	case peekData:
+		// Only TLS post-handshake messages may arrive on an idle TLS
+		// connection (see alive in warm.go); anything on a plain one
+		// would be taken as the next response's.
+		return isTLS && drainTickets(tc, time.Millisecond)
+	}
+	return false
 }
 
 // retryable says whether a request that failed on this reused connection
@@ -341,7 +373,12 @@ func (pc *upConn) roundTrip(ctx context.Context, req *http.Request) (*http.Respo
 	pc.read, pc.written = false, 0
 	// Cancelling the request closes the connection, which ends a write or
 	// read in progress, the body's included.
-	stop := context.AfterFunc(ctx, func() { _ = pc.conn.Close() })
+	// A request that can never be cancelled (the connection loop's have
+	// context.Background) needs no watch: two allocations fewer.
+	stop := neverCancelled
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, func() { _ = pc.conn.Close() })
+	}
 	fail := func(err error) (*http.Response, error) {
 		stop()
 		_ = pc.conn.Close()
@@ -405,6 +442,11 @@ func (pc *upConn) roundTrip(ctx context.Context, req *http.Request) (*http.Respo
 	resp.Body = b
 	return resp, nil
 }
+
+// neverCancelled is the stop function of a request whose context cannot
+// be cancelled: there is no watch to stop, and nothing closed the
+// connection.
+func neverCancelled() bool { return true }
 
 // noHeaderFlush hides the *bufio.Writer from Request.Write (see roundTrip)
 // but keeps its WriteByte, so that Request.Write does not add a buffer of

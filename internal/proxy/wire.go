@@ -39,21 +39,20 @@ func writeResponse(w *bufio.Writer, req *http.Request, resp *http.Response) (ok 
 		(resp.Close && len(resp.Header["Connection"]) > 0) {
 		return false, nil
 	}
-	var digits [3]byte
-	digits[0] = byte('0' + code/100)
-	digits[1] = byte('0' + code/10%10)
-	digits[2] = byte('0' + code%10)
+	d0, d1, d2 := byte('0'+code/100), byte('0'+code/10%10), byte('0'+code%10)
 	text := resp.Status
 	if text == "" {
 		text = http.StatusText(code)
 		if text == "" {
 			text = "status code " + strconv.Itoa(code)
 		}
-	} else if len(text) >= 4 && text[:3] == string(digits[:]) && text[3] == ' ' {
+	} else if len(text) >= 4 && text[0] == d0 && text[1] == d1 && text[2] == d2 && text[3] == ' ' {
 		text = text[4:]
 	}
 	_, _ = w.WriteString("HTTP/1.1 ")
-	_, _ = w.Write(digits[:])
+	_ = w.WriteByte(d0)
+	_ = w.WriteByte(d1)
+	_ = w.WriteByte(d2)
 	_ = w.WriteByte(' ')
 	_, _ = w.WriteString(text)
 	_, _ = w.WriteString("\r\n")
@@ -73,8 +72,38 @@ func writeResponse(w *bufio.Writer, req *http.Request, resp *http.Response) (ok 
 // writeBody copies exactly n bytes of body to w, as net/http's
 // transferWriter does: the declared length, then whatever is left read
 // and dropped, the body closed, and a length that does not match refused.
-func writeBody(w io.Writer, body io.ReadCloser, n int64) error {
-	ncopy, err := io.Copy(w, io.LimitReader(body, n))
+// A body that fits w's buffer is read straight into it (what bufio's
+// ReadFrom does then), with no LimitReader to allocate; a larger one is
+// copied as net/http copies it.
+func writeBody(w *bufio.Writer, body io.ReadCloser, n int64) error {
+	var ncopy int64
+	var err error
+	if n <= int64(w.Available()) {
+		for empty := 0; ncopy < n; {
+			buf := w.AvailableBuffer()[:n-ncopy]
+			var m int
+			m, err = body.Read(buf)
+			if m > 0 {
+				_, _ = w.Write(buf[:m])
+				ncopy += int64(m)
+				empty = 0
+			}
+			if err != nil {
+				if err == io.EOF {
+					err = nil
+				}
+				break
+			}
+			if m == 0 {
+				if empty++; empty >= 100 { // bufio's bound
+					err = io.ErrNoProgress
+					break
+				}
+			}
+		}
+	} else {
+		ncopy, err = io.Copy(w, io.LimitReader(body, n))
+	}
 	if err == nil {
 		var extra int64
 		extra, err = io.Copy(io.Discard, body)
@@ -165,10 +194,26 @@ func plainASCII(s string) bool {
 }
 
 func writeContentLength(w *bufio.Writer, n int64) {
-	var buf [20]byte
 	_, _ = w.WriteString("Content-Length: ")
-	_, _ = w.Write(strconv.AppendInt(buf[:0], n, 10))
+	writeDecimal(w, n)
 	_, _ = w.WriteString("\r\n")
+}
+
+// writeDecimal writes n (not negative) in decimal, without allocating.
+func writeDecimal(w *bufio.Writer, n int64) {
+	var buf [20]byte
+	i := len(buf)
+	for {
+		i--
+		buf[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			break
+		}
+	}
+	for ; i < len(buf); i++ {
+		_ = w.WriteByte(buf[i])
+	}
 }
 
 // Header keys net/http's writers leave out (they write them from the

@@ -23,26 +23,33 @@ func TestWriteResponseMatchesNetHTTP(t *testing.T) {
 		header          http.Header
 		length          int64
 		wantHandWritten bool
+		body            string // default: body
 	}{
-		{"ups 200", "POST", 200, "200 OK", false, http.Header{"Content-Type": {"application/json"}, "Date": {"x"}, "Transid": {"abc"}, "Bkndtransid": {"1"}}, int64(len(body)), true},
-		{"no status text", "GET", 200, "", false, http.Header{"Content-Type": {"application/json"}}, int64(len(body)), true},
-		{"status without its code", "GET", 401, "Unauthorized", false, http.Header{"X": {"1"}}, int64(len(body)), true},
-		{"odd status text", "GET", 299, "299 Fine Then", false, http.Header{}, int64(len(body)), true},
-		{"unknown status", "GET", 599, "", false, nil, int64(len(body)), true},
-		{"close", "POST", 500, "500 Internal Server Error", true, http.Header{"Content-Type": {"application/json"}}, int64(len(body)), true},
-		{"http/1.0 keep-alive", "POST", 200, "200 OK", false, http.Header{"Connection": keepAliveValue}, int64(len(body)), true},
-		{"close with a Connection header", "POST", 200, "200 OK", true, http.Header{"Connection": {"close"}}, int64(len(body)), false},
-		{"values to clean", "POST", 200, "200 OK", false, http.Header{"A": {" x\r\ny\t", "two"}, "B": {""}, "Bad Name": {"v"}, "Content-Length": {"99"}, "Trailer": {"X"}, "Transfer-Encoding": {"chunked"}}, int64(len(body)), true},
-		{"many headers", "POST", 200, "200 OK", false, manyHeaders(40), int64(len(body)), true},
-		{"HEAD", "HEAD", 200, "200 OK", false, http.Header{}, int64(len(body)), false},
-		{"204", "GET", 204, "", false, http.Header{}, int64(len(body)), false},
-		{"zero length", "GET", 200, "", false, http.Header{}, 0, false},
-		{"unknown length", "GET", 200, "", false, http.Header{}, -1, false},
-		{"body shorter than declared", "GET", 200, "", false, http.Header{}, int64(len(body)) + 5, true},
-		{"body longer than declared", "GET", 200, "", false, http.Header{}, int64(len(body)) - 5, true},
+		{"large body", "POST", 200, "200 OK", false, http.Header{"Content-Type": {"application/json"}}, 100 << 10, true, strings.Repeat("label", 20<<10)},
+		{"large body, shorter", "POST", 200, "200 OK", false, http.Header{}, 100<<10 + 1, true, strings.Repeat("label", 20<<10)},
+		{"ups 200", "POST", 200, "200 OK", false, http.Header{"Content-Type": {"application/json"}, "Date": {"x"}, "Transid": {"abc"}, "Bkndtransid": {"1"}}, int64(len(body)), true, ""},
+		{"no status text", "GET", 200, "", false, http.Header{"Content-Type": {"application/json"}}, int64(len(body)), true, ""},
+		{"status without its code", "GET", 401, "Unauthorized", false, http.Header{"X": {"1"}}, int64(len(body)), true, ""},
+		{"odd status text", "GET", 299, "299 Fine Then", false, http.Header{}, int64(len(body)), true, ""},
+		{"unknown status", "GET", 599, "", false, nil, int64(len(body)), true, ""},
+		{"close", "POST", 500, "500 Internal Server Error", true, http.Header{"Content-Type": {"application/json"}}, int64(len(body)), true, ""},
+		{"http/1.0 keep-alive", "POST", 200, "200 OK", false, http.Header{"Connection": keepAliveValue}, int64(len(body)), true, ""},
+		{"close with a Connection header", "POST", 200, "200 OK", true, http.Header{"Connection": {"close"}}, int64(len(body)), false, ""},
+		{"values to clean", "POST", 200, "200 OK", false, http.Header{"A": {" x\r\ny\t", "two"}, "B": {""}, "Bad Name": {"v"}, "Content-Length": {"99"}, "Trailer": {"X"}, "Transfer-Encoding": {"chunked"}}, int64(len(body)), true, ""},
+		{"many headers", "POST", 200, "200 OK", false, manyHeaders(40), int64(len(body)), true, ""},
+		{"HEAD", "HEAD", 200, "200 OK", false, http.Header{}, int64(len(body)), false, ""},
+		{"204", "GET", 204, "", false, http.Header{}, int64(len(body)), false, ""},
+		{"zero length", "GET", 200, "", false, http.Header{}, 0, false, ""},
+		{"unknown length", "GET", 200, "", false, http.Header{}, -1, false, ""},
+		{"body shorter than declared", "GET", 200, "", false, http.Header{}, int64(len(body)) + 5, true, ""},
+		{"body longer than declared", "GET", 200, "", false, http.Header{}, int64(len(body)) - 5, true, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			body := body
+			if tc.body != "" {
+				body = tc.body
+			}
 			mk := func() *http.Response {
 				return &http.Response{
 					Status: tc.statusText, StatusCode: tc.status, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
