@@ -93,6 +93,20 @@ func strippedRequestHeader(k string) bool {
 	if hasPrefixFold(k, "Proxy-") || hasPrefixFold(k, "X-Upsproxy-") {
 		return true
 	}
+	if isASCII(k) {
+		// Case folding keeps an ASCII string's length (a non-ASCII one
+		// may fold to ASCII of another length: the Kelvin sign is a k),
+		// so only the names of k's length can match.
+		switch len(k) {
+		case len("Authorization"):
+			return strings.EqualFold(k, "Authorization")
+		case len("AccessLicenseNumber"):
+			return strings.EqualFold(k, "AccessLicenseNumber")
+		case len("Username"): // = len("Password")
+			return strings.EqualFold(k, "Username") || strings.EqualFold(k, "Password")
+		}
+		return hopByHop(k)
+	}
 	switch {
 	case strings.EqualFold(k, "Authorization"),
 		strings.EqualFold(k, "AccessLicenseNumber"),
@@ -101,6 +115,15 @@ func strippedRequestHeader(k string) bool {
 		return true
 	}
 	return hopByHop(k)
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // cleanResponseHeaders removes from UPS's response what the client must not
@@ -120,6 +143,9 @@ func cleanResponseHeaders(h http.Header) {
 // describes one connection and must not be forwarded. Trailer and
 // Transfer-Encoding are not listed: net/http keeps them out of Header maps.
 func hopByHop(k string) bool {
+	if isASCII(k) && len(k) != len("Connection") && len(k) != len("Keep-Alive") && len(k) != len("Te") && len(k) != len("Upgrade") {
+		return false // see strippedRequestHeader
+	}
 	switch {
 	case strings.EqualFold(k, "Connection"),
 		strings.EqualFold(k, "Keep-Alive"),

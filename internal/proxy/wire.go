@@ -262,10 +262,20 @@ var newlineToSpace = strings.NewReplacer("\n", " ", "\r", " ")
 // cleanValue is v as net/http writes it: CR and LF as spaces, then
 // surrounding spaces and tabs trimmed. Most values need neither.
 func cleanValue(v string) string {
-	if strings.ContainsAny(v, "\r\n") {
+	if hasCRLF(v) {
 		v = newlineToSpace.Replace(v)
 	}
 	return textproto.TrimString(v)
+}
+
+// hasCRLF is strings.ContainsAny(v, "\r\n"), without its generic path.
+func hasCRLF(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if v[i] == '\r' || v[i] == '\n' {
+			return true
+		}
+	}
+	return false
 }
 
 // dateValue is the Date header of the current second, shared by the

@@ -160,3 +160,30 @@ func TestWriteRequestHeadMatchesNetHTTP(t *testing.T) {
 		})
 	}
 }
+
+// strippedRequestHeader and hopByHop compare by length first for ASCII
+// names; they must decide as plain case-folded comparison does, Unicode
+// folds included.
+func TestHeaderNameChecksMatchPlainFolding(t *testing.T) {
+	hop := func(k string) bool {
+		return strings.EqualFold(k, "Connection") || strings.EqualFold(k, "Keep-Alive") ||
+			strings.EqualFold(k, "Te") || strings.EqualFold(k, "Upgrade")
+	}
+	stripped := func(k string) bool {
+		return hasPrefixFold(k, "Proxy-") || hasPrefixFold(k, "X-Upsproxy-") ||
+			strings.EqualFold(k, "Authorization") || strings.EqualFold(k, "AccessLicenseNumber") ||
+			strings.EqualFold(k, "Username") || strings.EqualFold(k, "Password") || hop(k)
+	}
+	names := []string{"Authorization", "authorization", "AUTHORIZATION", "Authorizatio", "Authorizationx",
+		"AccessLicenseNumber", "accesslicensenumber", "Username", "PASSWORD", "Passwort", "Connection",
+		"keep-alive", "TE", "te", "T", "Upgrade", "upgradE", "Content-Type", "Transid", "Proxy-Authorization",
+		"x-upsproxy-carrier", "", "Keep-Alivé", "Authori\u212Aation", "\u212Aeep-Alive", "Te\u212A", "U\u017Fername", "Pa\u017F\u017Fword"}
+	for _, k := range names {
+		if got, want := strippedRequestHeader(k), stripped(k); got != want {
+			t.Errorf("strippedRequestHeader(%q) = %v, plain folding says %v", k, got, want)
+		}
+		if got, want := hopByHop(k), hop(k); got != want {
+			t.Errorf("hopByHop(%q) = %v, plain folding says %v", k, got, want)
+		}
+	}
+}
