@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"sync"
 	"sync/atomic"
 )
 
@@ -105,6 +106,9 @@ type requestBody struct {
 	rest *prefixBody // the body sent upstream, when it streams
 }
 
+// scanners recycles the scanners of whole bodies (see edit).
+var scanners = sync.Pool{New: func() any { return new(scanner) }}
+
 // noBody is the scan result of a request without a body (read only).
 var noBody = scanResult{shipperOpen: -1}
 
@@ -157,9 +161,10 @@ func (b *requestBody) read(rt *routing) error {
 		b.present, b.length = false, 0
 		return nil
 	}
-	// Allocated here, not in the exchange: requests without a body
-	// (Track) do not pay for it.
-	sc := new(scanner)
+	// Not in the exchange: requests without a body (Track) do not pay
+	// for it. From a pool, zeroed as new: 1 KiB less garbage per request.
+	sc := scanners.Get().(*scanner)
+	*sc = scanner{}
 	sc.reset()
 	b.scan = sc
 	sc.feed(prefix)
@@ -217,6 +222,12 @@ func (b *requestBody) edit(rt *routing, r, pin *route, cl *client) {
 		// blocks.
 		b.length = int64(len(b.prefix))
 		b.mem.Reset(b.prefix)
+		// The scanner's work is done: its results were used by
+		// resolve, upstreamPath and the edits above, which kept no
+		// pointer into it (only offsets into the prefix). A streamed
+		// body keeps its scanner to the end.
+		scanners.Put(b.scan)
+		b.scan = nil
 		return
 	}
 	// The rest is scanned as it streams: a fault cuts the request off
