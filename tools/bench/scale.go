@@ -39,6 +39,7 @@ func scaleBench(args []string) error {
 	refreshDelay := fs.Duration("refresh-delay", 200*time.Millisecond, "how long UPS takes to answer a refresh in the storm")
 	stormRounds := fs.Int("storm-rounds", 5, "storms (each with its own valid-token baseline); figures are medians")
 	stormGap := fs.Duration("storm-gap", 15*time.Second, "time between storms (a warm-up, the storm, a warm-up and the baseline must fit)")
+	stormVaultTimer := fs.Bool("storm-vault-timer", false, "send the storm's Vault calls through the bench's timing proxy, for per-call timings; that proxy shares the bench process's CPU with the storm's clients and delays the very calls it times")
 	out := fs.String("out", "", "append result lines (JSON) to this file")
 	_ = fs.Parse(args)
 
@@ -70,7 +71,7 @@ func scaleBench(args []string) error {
 		}
 	}
 	if *storm > 0 {
-		if err := refreshStorm(e, *storm, *stormRounds, *stormGap, *refreshDelay, add); err != nil {
+		if err := refreshStorm(e, *storm, *stormRounds, *stormGap, *refreshDelay, *stormVaultTimer, add); err != nil {
 			return fmt.Errorf("refresh storm: %w", err)
 		}
 	}
