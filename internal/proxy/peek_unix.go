@@ -8,6 +8,13 @@ import (
 	"syscall"
 )
 
+// canPeek: a peeker tells an idle socket from a closed one here.
+const canPeek = true
+
+// peekIdle looks at c's socket without blocking and without consuming
+// anything (MSG_PEEK|MSG_DONTWAIT).
+func peekIdle(c net.Conn) peekResult { return newPeeker(c).peek() }
+
 // peeker is peekIdle for one connection, made once: the raw connection
 // and the callback are kept, so that the look before each reuse of a
 // pooled upstream connection allocates nothing.
