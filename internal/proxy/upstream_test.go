@@ -304,8 +304,8 @@ func TestUpstreamClientDialsAFreshConnectionWhenThePooledOneWasClosedWhileIdle(t
 			waitUntil(t, "the pooled connection is closed by UPS", func() bool {
 				c.mu.Lock()
 				defer c.mu.Unlock()
-				for _, l := range c.idle {
-					for _, pc := range l {
+				for _, hp := range c.hosts {
+					for _, pc := range hp.idle {
 						return peekIdle(pc.conn) == peekClosed
 					}
 				}
@@ -454,4 +454,177 @@ func TestUpstreamClientSkipsInformationalAnswersAndLeavesStreamedBodiesToTheTran
 		t.Fatal(err)
 	}
 	_ = resp.Body.Close()
+}
+
+// slowDials makes tr's dials take d (and fail with err, when set),
+// counting them.
+func slowDials(tr *http.Transport, d time.Duration, err error, n *atomic.Int32) {
+	var dialer net.Dialer
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		n.Add(1)
+		time.Sleep(d)
+		if err != nil {
+			return nil, err
+		}
+		return dialer.DialContext(ctx, network, addr)
+	}
+}
+
+// burstOf sends n concurrent requests and returns their errors.
+func burstOf(c *upstreamClient, url string, n int) []error {
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := post(context.Background(), c, url, "{}")
+			if err == nil {
+				_, err = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	return errs
+}
+
+func TestUpstreamClientServesABurstLargerThanThePoolWithTheConnectionsComingBackNotADialEach(t *testing.T) {
+	var got atomic.Int32
+	s := newConnServer(t, func(w http.ResponseWriter, r *http.Request) {
+		got.Add(1)
+		_, _ = io.WriteString(w, "ok")
+	})
+	var dials atomic.Int32
+	c := newTestUpstreamClient(t, func(tr *http.Transport) {
+		tr.MaxIdleConnsPerHost = 2
+		// A dial (with its TLS handshake) takes much longer than an
+		// answer, as it does against UPS's quick calls.
+		slowDials(tr, 100*time.Millisecond, nil, &dials)
+	})
+	for _, err := range burstOf(c, s.URL+"/warm", 2) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Both dials land in the pool, even when one request was served by
+	// the other's connection coming back.
+	waitUntil(t, "2 idle connections after the warm-up", func() bool { return c.idleCount() == 2 })
+	before := dials.Load()
+	const n = 200
+	for i, err := range burstOf(c, s.URL+"/rate", n) {
+		if err != nil {
+			t.Fatalf("request %d of the burst: %v", i+1, err)
+		}
+	}
+	if g := got.Load(); g != n+2 {
+		t.Fatalf("UPS answered %d requests, want %d", g, n+2)
+	}
+	// The 2 pooled connections serve most of the burst; past the pool,
+	// at most extraDials dials are in flight (a second wave at most on a
+	// slow machine). Before, every request past the pool dialled.
+	if d := dials.Load() - before; d > 2*extraDials {
+		t.Fatalf("a burst of %d over a pool of 2 dialled %d connections to UPS, want at most %d", n, d, 2*extraDials)
+	}
+}
+
+func TestUpstreamClientDialsForEveryWaiterUpToThePoolSizeAndBeyondItForCallsThatHold(t *testing.T) {
+	// 4 pooled connections at most, and 4+extraDials calls that UPS holds
+	// until all of them have arrived: a cold pool must not make any of
+	// them queue behind another, even past the pool's size.
+	const n = 4 + extraDials
+	var arrived sync.WaitGroup
+	arrived.Add(n)
+	all := make(chan struct{})
+	go func() { arrived.Wait(); close(all) }()
+	s := newConnServer(t, func(w http.ResponseWriter, r *http.Request) {
+		arrived.Done()
+		select {
+		case <-all:
+			_, _ = io.WriteString(w, "ok")
+		case <-time.After(10 * time.Second):
+			http.Error(w, "not all calls arrived together", http.StatusGatewayTimeout)
+		}
+	})
+	c := newTestUpstreamClient(t, func(tr *http.Transport) { tr.MaxIdleConnsPerHost = 4 })
+	for i, err := range burstOf(c, s.URL+"/ship", n) {
+		if err != nil {
+			t.Fatalf("request %d: %v", i+1, err)
+		}
+	}
+	if o := s.opened.Load(); o != n {
+		t.Fatalf("UPS saw %d connections, want %d", o, n)
+	}
+}
+
+func TestUpstreamClientFailsEveryWaiterOfABurstWhenUPSCannotBeReached(t *testing.T) {
+	var dials atomic.Int32
+	refused := errors.New("dial tcp: connection refused")
+	c := newTestUpstreamClient(t, func(tr *http.Transport) {
+		tr.MaxIdleConnsPerHost = 4
+		slowDials(tr, 50*time.Millisecond, refused, &dials)
+	})
+	const n = 100
+	for i, err := range burstOf(c, "http://ups.invalid/rate", n) {
+		if !errors.Is(err, refused) {
+			t.Fatalf("request %d: %v, want the dial's error", i+1, err)
+		}
+	}
+	// One wave of dials (the pool's size and extraDials) answers the
+	// whole burst, instead of one dial per request.
+	if d := dials.Load(); d > 4+extraDials {
+		t.Fatalf("%d dials for a burst of %d against an unreachable UPS, want at most %d", d, n, 4+extraDials)
+	}
+}
+
+func TestUpstreamClientAWaiterThatGivesUpLeavesTheConnectionItWasDialledToThePool(t *testing.T) {
+	release := make(chan struct{})
+	s := newConnServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			<-release
+		}
+		_, _ = io.WriteString(w, "ok")
+	})
+	dialGate := make(chan struct{})
+	var dials atomic.Int32
+	c := newTestUpstreamClient(t, func(tr *http.Transport) {
+		tr.MaxIdleConnsPerHost = 1
+		var d net.Dialer
+		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if dials.Add(1) == 2 {
+				<-dialGate
+			}
+			return d.DialContext(ctx, network, addr)
+		}
+	})
+	held := make(chan error, 1)
+	go func() { held <- burstOf(c, s.URL+"/hold", 1)[0] }()
+	waitUntil(t, "the first call is at UPS", func() bool { return s.opened.Load() == 1 })
+
+	ctx, cancel := context.WithCancel(context.Background())
+	gaveUp := make(chan error, 1)
+	go func() {
+		_, err := post(ctx, c, s.URL+"/rate", "{}")
+		gaveUp <- err
+	}()
+	waitUntil(t, "the second call waits for its dial", func() bool { return dials.Load() == 2 })
+	cancel()
+	if err := <-gaveUp; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the call that gave up returned %v", err)
+	}
+	close(dialGate)
+	waitUntil(t, "the late dial's connection is pooled", func() bool { return c.idleCount() == 1 })
+	close(release)
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range burstOf(c, s.URL+"/rate", 1) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if o := s.opened.Load(); o != 2 {
+		t.Fatalf("UPS saw %d connections, want 2", o)
+	}
 }
