@@ -205,3 +205,68 @@ func TestWarmConnections_AReloadThatMovesUPSMovesTheSpares(t *testing.T) {
 		t.Fatalf("the UPS URLs apply on reload, yet a restart is asked for:\n%s", logs.String())
 	}
 }
+
+// TestUpstreamPool_ABurstLargerThanThePoolReusesConnectionsInsteadOfAHandshakeEach:
+// 400 legacy clients call at once through serve, well past the 64
+// connections its pool keeps to UPS. Every call reaches UPS with the
+// bearer, and UPS sees far fewer TLS handshakes than calls: past the
+// pool, requests take the connections coming back (at most 8 dials in
+// flight). Before, each call past the pool paid for a handshake of its own.
+func TestUpstreamPool_ABurstLargerThanThePoolReusesConnectionsInsteadOfAHandshakeEach(t *testing.T) {
+	e := newEnv(t, envOptions{tlsUpstream: true, ups: "warm_connections = 2"})
+	e.login("main")
+	u := e.countHandshakes(t)
+	s := e.serve()
+	e.sim.ResetRequests()
+
+	const n = 400
+	body := rateBody(t)
+	target := "http://" + s.addr + "/api/rating/v2409/Rate"
+	tr := &http.Transport{MaxIdleConnsPerHost: n}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Timeout: 60 * time.Second, Transport: tr}
+	gate := make(chan struct{})
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		req := legacyRequest(t, http.MethodPost, target, body)
+		go func() {
+			<-gate
+			resp, err := client.Do(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				err = fmt.Errorf("status %d: %s", resp.StatusCode, b)
+			}
+			errs <- err
+		}()
+	}
+	close(gate)
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Fatalf("a call of the burst: %v", err)
+		}
+	}
+	got := e.sim.Requests()
+	if len(got) != n {
+		t.Fatalf("UPS saw %d API requests, want %d", len(got), n)
+	}
+	for _, r := range got {
+		if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") || r.Header.Get("AccessLicenseNumber") != "" {
+			t.Fatalf("UPS got Authorization %q, AccessLicenseNumber %q", r.Header.Get("Authorization"), r.Header.Get("AccessLicenseNumber"))
+		}
+	}
+	hs, api := u.seen()
+	if len(api) != n {
+		t.Fatalf("the counting upstream saw %d API requests, want %d", len(api), n)
+	}
+	// 64 pooled connections, the spares, and a few waves of 8 dials; a
+	// handshake per call would be about 400.
+	if len(hs) > n/2 {
+		t.Fatalf("UPS saw %d TLS handshakes for a burst of %d calls, want at most %d", len(hs), n, n/2)
+	}
+	t.Logf("%d calls, %d TLS handshakes at UPS", n, len(hs))
+}
