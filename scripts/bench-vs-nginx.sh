@@ -66,36 +66,57 @@ wait_for "$work/sim.out" 'listening on'
 SIM=$(sed -n 's/^UPS simulator listening on http:\/\///p' "$work/sim.out")
 
 UPS_PORT=$(freeport); NGX_PORT=$(freeport)
-mkdir -p "$work/nginx"
-cat >"$work/nginx/nginx.conf" <<NGX
+# nginx_conf DIR SERVERS: an nginx configuration of 2 workers serving
+# SERVERS, in DIR.
+nginx_conf() {
+  mkdir -p "$1"
+  cat >"$1/nginx.conf" <<NGX
 worker_processes 2;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
 events { worker_connections 4096; }
 http {
   access_log off;
-  client_body_temp_path $work/nginx; proxy_temp_path $work/nginx;
-  fastcgi_temp_path $work/nginx; uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;
+  client_body_temp_path $1; proxy_temp_path $1;
+  fastcgi_temp_path $1; uwsgi_temp_path $1; scgi_temp_path $1;
   upstream fakeups { server 127.0.0.1:$UPS_PORT; keepalive 128; }
-  # The static "UPS".
-  server {
+$2
+}
+NGX
+}
+# The static "UPS".
+ups_server="  server {
     listen 127.0.0.1:$UPS_PORT;
     location /security/ { proxy_pass http://$SIM; }
-    location /api/ { default_type application/json; return 200 '{"RateResponse":{"Response":{"ResponseStatus":{"Code":"1","Description":"Success"}},"RatedShipment":[{"TotalCharges":{"CurrencyCode":"USD","MonetaryValue":"15.08"}}]}}'; }
-  }
-  # nginx as the header injector, the baseline.
-  server {
+    location /api/ { default_type application/json; return 200 '{\"RateResponse\":{\"Response\":{\"ResponseStatus\":{\"Code\":\"1\",\"Description\":\"Success\"}},\"RatedShipment\":[{\"TotalCharges\":{\"CurrencyCode\":\"USD\",\"MonetaryValue\":\"15.08\"}}]}}'; }
+  }"
+# nginx as the header injector, the baseline.
+injector_server="  server {
     listen 127.0.0.1:$NGX_PORT;
     location / {
       proxy_pass http://fakeups;
       proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Authorization "Bearer static-benchmark-token";
+      proxy_set_header Connection \"\";
+      proxy_set_header Authorization \"Bearer static-benchmark-token\";
     }
-  }
-}
-NGX
-nginx -c "$work/nginx/nginx.conf" -g 'daemon off;' & ngxpid=$!; pids+=($ngxpid)
+  }"
+# The static UPS runs as an nginx of its own, apart from the injector, as
+# UPS is apart from every proxy measured: when one nginx served both, a
+# worker often found the upstream connection it wrote to among its own and
+# served the request's two hops without a wake-up of another process,
+# which no proxy in front of UPS gets. NGINX_SHARED_UPSTREAM=1 brings that
+# arrangement back, for comparison.
+if [ "${NGINX_SHARED_UPSTREAM:-}" = 1 ]; then
+  nginx_conf "$work/nginx" "$ups_server
+$injector_server"
+  nginx -c "$work/nginx/nginx.conf" -g 'daemon off;' & ngxpid=$!; pids+=($ngxpid)
+  upspid=$ngxpid
+else
+  nginx_conf "$work/nginx" "$injector_server"
+  nginx_conf "$work/ups-nginx" "$ups_server"
+  nginx -c "$work/ups-nginx/nginx.conf" -g 'daemon off;' & upspid=$!; pids+=($upspid)
+  nginx -c "$work/nginx/nginx.conf" -g 'daemon off;' & ngxpid=$!; pids+=($ngxpid)
+fi
 sleep 0.5
 
 # upsproxy config for a log level; the tokens are shared through Vault, as
@@ -204,14 +225,18 @@ io_calls() {
   done
   echo "$t"
 }
-nginx_workers() { ps -o pid= --ppid "$ngxpid" | tr -d ' '; }
+workers() { ps -o pid= --ppid "$1" | tr -d ' '; }
+# The static UPS's workers; nginx_workers: the injector's and the static
+# UPS's (one set when they are one nginx).
+ups_workers() { workers "$upspid"; }
+nginx_workers() { if [ "$upspid" = "$ngxpid" ]; then workers "$ngxpid"; else workers "$ngxpid"; workers "$upspid"; fi; }
 HZ=$(getconf CLK_TCK)
 
 # target NAME -> "URL SCRIPT PIDS..." (empty when not available)
 target() {
   case $1 in
-    upstream) echo "http://127.0.0.1:$UPS_PORT$path post.lua $(nginx_workers)" ;;
-    nginx) echo "http://127.0.0.1:$NGX_PORT$path post.lua $(nginx_workers)" ;;
+    upstream) echo "http://127.0.0.1:$UPS_PORT$path post.lua $(ups_workers | tr '\n' ' ')" ;;
+    nginx) echo "http://127.0.0.1:$NGX_PORT$path post.lua $(nginx_workers | tr '\n' ' ')" ;;
     goproxy-bare) [ -n "$BARE" ] && echo "http://$BARE$path post.lua ${PID[goproxy-bare]}" ;;
     upsproxy-warn) echo "http://${ADDR[warn]}$path post.lua ${PID[warn]}" ;;
     upsproxy-info) echo "http://${ADDR[info]}$path post.lua ${PID[info]}" ;;
