@@ -23,6 +23,7 @@ import (
 	"github.com/upsproxy/upsproxy/internal/admin"
 	"github.com/upsproxy/upsproxy/internal/config"
 	"github.com/upsproxy/upsproxy/internal/console"
+	"github.com/upsproxy/upsproxy/internal/gcfloor"
 	"github.com/upsproxy/upsproxy/internal/notify"
 	"github.com/upsproxy/upsproxy/internal/proxy"
 	"github.com/upsproxy/upsproxy/internal/tokens"
@@ -65,6 +66,11 @@ type daemon struct {
 	warm *proxy.WarmPool
 }
 
+// gcHeapFloor is how far above the live heap the next collection is due,
+// at least (gcfloor): at most that much more memory, for about a seventh
+// less CPU per request under load.
+const gcHeapFloor = 32 << 20
+
 func (c *cli) serve(ctx context.Context) error {
 	cfg, err := c.loadConfig()
 	if err != nil {
@@ -75,6 +81,11 @@ func (c *cli) serve(ctx context.Context) error {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	// Fewer collections under load (see gcfloor); an operator's own GOGC
+	// is left alone.
+	if c.getenv("GOGC") == "" {
+		defer gcfloor.Start(gcHeapFloor)()
+	}
 
 	// Signals and, under the Windows service manager, service controls
 	// (c.controls) drive the same stop and reload.
