@@ -22,7 +22,8 @@
 #               bin/bench scale -root . -idle 0 -carriers 0
 #
 # Knobs: OUT (bench-results), SECTIONS ("throughput wan mitm scale"),
-# LATENCY (20ms), DURATION/ROUNDS (throughput, 5s/3), CHART
+# LATENCY (20ms), DURATION/ROUNDS (throughput, 5s/5: single rounds here
+# swing by ±15%, medians of 5 by less), CHART
 # (docs/bench/wan-latency.png). Benchmarks share the CPU with everything
 # else on the machine: the load average is printed next to every figure.
 set -euo pipefail
@@ -51,7 +52,7 @@ if has throughput; then
   fi
   if command -v wrk >/dev/null && command -v nginx >/dev/null; then
     tload=$(load)
-    RESULTS_OUT="$OUT/throughput.txt" DURATION=${DURATION:-5s} ROUNDS=${ROUNDS:-3} \
+    RESULTS_OUT="$OUT/throughput.txt" DURATION=${DURATION:-5s} ROUNDS=${ROUNDS:-5} \
       TARGETS=${TARGETS:-upstream nginx goproxy-bare upsproxy-warn upsproxy-abs} scripts/bench-vs-nginx.sh
   else
     echo "throughput skipped: wrk and nginx are needed (apt-get install wrk nginx-light)" >&2
