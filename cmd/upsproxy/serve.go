@@ -67,9 +67,11 @@ type daemon struct {
 }
 
 // gcHeapFloor is how far above the live heap the next collection is due,
-// at least (gcfloor): at most that much more memory, for about a seventh
-// less CPU per request under load.
-const gcHeapFloor = 32 << 20
+// at least (gcfloor). 16 MB: CPU per request ×0.87 under load against
+// GOGC=100; 32 MB was no faster and held 10,000 idle clients in 196 MB of
+// RSS instead of 125 (16 MB: 132), as fewer collections during their
+// arrival left more garbage behind.
+const gcHeapFloor = 16 << 20
 
 func (c *cli) serve(ctx context.Context) error {
 	cfg, err := c.loadConfig()

@@ -4,12 +4,15 @@
 // With GOGC=100 the next collection is due once the heap has grown by as
 // much as survived the last one. upsproxy's live heap is small (a few MB
 // with a few hundred clients), so under load it collected many times a
-// second: GOGC=400 made the request path 13% cheaper in CPU. A plain
+// second: GOGC=400 made the request path 5-13% cheaper in CPU. A plain
 // GOGC=400 would also quadruple the heap of a proxy holding 10,000 idle
 // clients (40 MB live). After each collection, gcfloor sets GOGC so that
 // the next one is due at live + floor, or at GOGC=100's goal when that is
-// higher: small heaps collect far less often, large ones exactly as before,
-// and the most this adds to memory is floor.
+// higher: small heaps collect far less often, large ones exactly as before.
+// The heap goal is at most floor above the default's, but the process's
+// RSS can stay higher than that for a while (fewer collections while a
+// heap grows leave more freed memory, which goes back to the OS slowly):
+// measure RSS before raising the floor.
 package gcfloor
 
 import (
