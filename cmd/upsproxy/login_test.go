@@ -553,3 +553,27 @@ func FuzzParseLoopback(f *testing.F) {
 		}
 	})
 }
+
+// TestLogin_TheBrowserIsToldWhyTheExchangeFailedEvenWhenTheLoginHasAlreadyClosed:
+// the login tells the catcher the exchange's outcome and then closes it;
+// a browser request still waiting then sees both at once, and must show
+// the outcome (502 with the reason), never the neutral "Login ended" (it
+// did in about one run of a few hundred).
+func TestLogin_TheBrowserIsToldWhyTheExchangeFailedEvenWhenTheLoginHasAlreadyClosed(t *testing.T) {
+	for i := 0; i < 64; i++ {
+		c := &redirectCatcher{
+			target:  loopbackTarget{path: "/upscallback"},
+			state:   "the-state",
+			got:     make(chan callback, 1),
+			outcome: make(chan error, 1),
+			done:    make(chan struct{}),
+		}
+		c.finish(errors.New("UPS refused the code."))
+		close(c.done)
+		w := httptest.NewRecorder()
+		c.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/upscallback?code=abc&state=the-state", nil))
+		if w.Code != http.StatusBadGateway || !strings.Contains(w.Body.String(), "UPS refused the code.") {
+			t.Fatalf("run %d: the browser got %d %q, want 502 with the exchange's error", i+1, w.Code, w.Body.String())
+		}
+	}
+}

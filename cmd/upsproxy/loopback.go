@@ -256,17 +256,31 @@ func (c *redirectCatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer timer.Stop()
 	select {
 	case err := <-c.outcome:
-		if err != nil {
-			writePage(w, http.StatusBadGateway, "Login failed", err.Error()+" See the terminal where upsproxy login runs.")
-			return
-		}
-		writePage(w, http.StatusOK, "Login complete", "Login complete, you can close this tab.")
+		writeOutcome(w, err)
 	case <-c.done:
-		writePage(w, http.StatusServiceUnavailable, "Login ended", "The login ended before the tokens were stored; see the terminal where upsproxy login runs.")
+		// finish tells the outcome before the login closes the catcher:
+		// when both are there, select picks either, and the outcome is
+		// what the browser must show.
+		select {
+		case err := <-c.outcome:
+			writeOutcome(w, err)
+		default:
+			writePage(w, http.StatusServiceUnavailable, "Login ended", "The login ended before the tokens were stored; see the terminal where upsproxy login runs.")
+		}
 	case <-r.Context().Done():
 	case <-timer.C:
 		writePage(w, http.StatusAccepted, "Still working", "upsproxy is still exchanging the code with UPS; see the terminal where upsproxy login runs.")
 	}
+}
+
+// writeOutcome answers the browser with how the exchange and the write to
+// Vault ended.
+func writeOutcome(w http.ResponseWriter, err error) {
+	if err != nil {
+		writePage(w, http.StatusBadGateway, "Login failed", err.Error()+" See the terminal where upsproxy login runs.")
+		return
+	}
+	writePage(w, http.StatusOK, "Login complete", "Login complete, you can close this tab.")
 }
 
 // check verifies the redirect's state, then reads its code (or UPS's
