@@ -120,38 +120,8 @@ func TestEndToEnd_RefreshStormOf200ConcurrentRequestsSpendsTheRefreshTokenOnce(t
 	body := rateBody(t)
 
 	const n = 200
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	start := make(chan struct{})
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			resp, err := client.Do(legacyRequest(t, http.MethodPost, "https://wwwcie.ups.com/api/rating/v2409/Shop", body))
-			if err != nil {
-				errs <- err
-				return
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				errs <- fmt.Errorf("status %d: %s", resp.StatusCode, b)
-			}
-		}()
-	}
-	close(start)
-	wg.Wait()
-	close(errs)
-	failed := 0
-	for err := range errs {
-		if failed < 3 {
-			t.Error(err)
-		}
-		failed++
-	}
-	if failed > 0 {
-		t.Fatalf("%d of %d requests failed", failed, n)
+	if failed := callsAtOnce(t, client, n, "https://wwwcie.ups.com/api/rating/v2409/Shop", body); len(failed) > 0 {
+		t.Fatalf("%d of %d requests failed; the first: %v", len(failed), n, failed[0])
 	}
 	if got := e.sim.Stats().Refreshes; got != 1 {
 		t.Fatalf("simulator counted %d refreshes, want exactly 1", got)

@@ -673,3 +673,38 @@ func (f *inFlight) wait() (status int, err error) {
 	<-f.done
 	return f.status, f.err
 }
+
+// callsAtOnce sends n legacy POSTs of body to target through client, all
+// released together, and returns what failed: a transport error or an
+// answer other than 200.
+func callsAtOnce(t *testing.T, client *http.Client, n int, target, body string) []error {
+	t.Helper()
+	reqs := make([]*http.Request, n)
+	for i := range reqs {
+		reqs[i] = legacyRequest(t, http.MethodPost, target, body)
+	}
+	gate := make(chan struct{})
+	errs := make(chan error, n)
+	for _, req := range reqs {
+		go func() {
+			<-gate
+			resp, err := client.Do(req)
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					err = fmt.Errorf("status %d: %s", resp.StatusCode, b)
+				}
+			}
+			errs <- err
+		}()
+	}
+	close(gate)
+	var failed []error
+	for range reqs {
+		if err := <-errs; err != nil {
+			failed = append(failed, err)
+		}
+	}
+	return failed
+}

@@ -225,30 +225,8 @@ func TestUpstreamPool_ABurstLargerThanThePoolReusesConnectionsInsteadOfAHandshak
 	tr := &http.Transport{MaxIdleConnsPerHost: n}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Timeout: 60 * time.Second, Transport: tr}
-	gate := make(chan struct{})
-	errs := make(chan error, n)
-	for i := 0; i < n; i++ {
-		req := legacyRequest(t, http.MethodPost, target, body)
-		go func() {
-			<-gate
-			resp, err := client.Do(req)
-			if err != nil {
-				errs <- err
-				return
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				err = fmt.Errorf("status %d: %s", resp.StatusCode, b)
-			}
-			errs <- err
-		}()
-	}
-	close(gate)
-	for i := 0; i < n; i++ {
-		if err := <-errs; err != nil {
-			t.Fatalf("a call of the burst: %v", err)
-		}
+	if failed := callsAtOnce(t, client, n, target, body); len(failed) > 0 {
+		t.Fatalf("%d of %d calls of the burst failed; the first: %v", len(failed), n, failed[0])
 	}
 	got := e.sim.Requests()
 	if len(got) != n {
