@@ -3,9 +3,11 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/upsproxy/upsproxy/internal/ups"
 )
@@ -19,24 +21,58 @@ func TestHostile_AmbiguousFramingNeverReachesUPSAmbiguously(t *testing.T) {
 	chunked := fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(body), body)
 	const rate = "/api/rating/v2409/Rate"
 	for _, inTunnel := range []bool{false, true} {
-		t.Run(fmt.Sprintf("Content-Length and Transfer-Encoding: the chunked body, no Content-Length upstream, tunnel=%v", inTunnel), func(t *testing.T) {
+		for _, split := range []bool{false, true} {
+			t.Run(fmt.Sprintf("Content-Length and Transfer-Encoding: the chunked body, no Content-Length upstream, then the connection closes, tunnel=%v, head in two writes=%v", inTunnel, split), func(t *testing.T) {
+				before := len(rec.requests())
+				c := requestConn(t, e, s, inTunnel)
+				// Content-Length 1000 would swallow what follows; chunked
+				// framing (which RFC 9112 says overrides it) ends the body
+				// at "0\r\n\r\n". RFC 9112 6.3: the connection must then
+				// close after the answer, so that what follows is never
+				// read as a request here while a front end framed it by
+				// the Content-Length.
+				head := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\ncontent-length: 1000\r\nTransfer-Encoding: chunked\r\n\r\n", rate, ups.TestHost)
+				next := fmt.Sprintf("GET /api/track/v1/details/1Z12345E0205271688 HTTP/1.1\r\nHost: %s\r\n\r\n", ups.TestHost)
+				if split {
+					// The head arrives in two reads, the second 3 KB of
+					// other headers before the two lengths: the proxy
+					// cannot look at it whole in its buffer, and closes
+					// after a chunked request's answer all the same.
+					cut := strings.Index(head, "Content-Type")
+					fmt.Fprint(c, head[:cut])
+					time.Sleep(50 * time.Millisecond)
+					head = strings.Repeat("X-Padding: "+strings.Repeat("p", 90)+"\r\n", 30) + head[cut:]
+				}
+				fmt.Fprint(c, head+chunked+next)
+				br := bufio.NewReader(c)
+				if r := readAnswer(t, c, br, http.MethodPost); r.status != http.StatusOK {
+					t.Fatalf("status %d: %s", r.status, r.body)
+				}
+				if _, err := br.ReadByte(); err != io.EOF {
+					t.Fatalf("after the answer the connection gave %v, want it closed (EOF)", err)
+				}
+				got := rec.requests()[before:]
+				if len(got) != 1 || !got[0].complete || string(got[0].body) != body {
+					t.Fatalf("UPS saw %d requests, want one with the chunked body (and not the request that followed)", len(got))
+				}
+				if v := got[0].header.Values("Content-Length"); len(v) > 0 && v[0] == "1000" {
+					t.Errorf("UPS got the client's Content-Length %v", v)
+				}
+			})
+		}
+		t.Run(fmt.Sprintf("Transfer-Encoding: chunked alone keeps the connection, tunnel=%v", inTunnel), func(t *testing.T) {
 			before := len(rec.requests())
 			c := requestConn(t, e, s, inTunnel)
-			// Content-Length 1000 would swallow what follows; chunked
-			// framing (which RFC 9112 says overrides it) ends the body
-			// at "0\r\n\r\n".
-			fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 1000\r\nTransfer-Encoding: chunked\r\n\r\n%s",
-				rate, ups.TestHost, chunked)
+			fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n%s", rate, ups.TestHost, chunked)
+			fmt.Fprintf(c, "GET /api/track/v1/details/1Z12345E0205271688 HTTP/1.1\r\nHost: %s\r\n\r\n", ups.TestHost)
 			br := bufio.NewReader(c)
-			if r := readAnswer(t, c, br, http.MethodPost); r.status != http.StatusOK {
-				t.Fatalf("status %d: %s", r.status, r.body)
+			for _, m := range []string{http.MethodPost, http.MethodGet} {
+				if r := readAnswer(t, c, br, m); r.status != http.StatusOK {
+					t.Fatalf("%s: status %d: %s", m, r.status, r.body)
+				}
 			}
-			got := rec.requests()[before:]
-			if len(got) != 1 || !got[0].complete || string(got[0].body) != body {
-				t.Fatalf("UPS saw %d requests, want one with the chunked body", len(got))
-			}
-			if v := got[0].header.Values("Content-Length"); len(v) > 0 && v[0] == "1000" {
-				t.Errorf("UPS got the client's Content-Length %v", v)
+			if n := len(rec.requests()) - before; n != 2 {
+				t.Fatalf("UPS saw %d requests, want 2", n)
 			}
 		})
 		t.Run(fmt.Sprintf("Transfer-Encoding: chunked, identity is refused, tunnel=%v", inTunnel), func(t *testing.T) {

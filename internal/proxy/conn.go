@@ -80,6 +80,9 @@ type clientConn struct {
 	lastMethod string
 	// first: the next request is the connection's (or tunnel's) first.
 	first bool
+	// bothLengths: the request had both Transfer-Encoding and
+	// Content-Length (framedTwice); the connection closes after the answer.
+	bothLengths bool
 }
 
 // SetReadDeadline is the client connection's, for the body's pace
@@ -189,9 +192,23 @@ func (c *clientConn) readRequest(first bool) (*http.Request, bool) {
 	}
 	// net/http's allowance: the bufio.Reader may read past the headers.
 	c.lr.limit(int64(lim.MaxHeaderBytes) + 4096)
+	// The head as it came, for framedTwice: net/http's parser drops a
+	// Content-Length that comes with Transfer-Encoding. Usually the whole
+	// head is in the buffer after its first read and stays in place while
+	// it is parsed. (A failed first read fails the parser's the same way.)
+	if c.br.Buffered() == 0 {
+		_, _ = c.br.Peek(1)
+	}
+	buffered, _ := c.br.Peek(c.br.Buffered())
+	readBefore := c.lr.read
 	req, err := http.ReadRequest(c.br)
 	got, hit, connErr := c.lr.read, c.lr.hit, c.lr.err
 	c.lr.limit(-1)
+	// Only a request with a Transfer-Encoding can have had both. When
+	// its head took more reads than the buffer held (the buffer then
+	// moved), it is not looked at: the connection closes after the answer
+	// all the same, which is always safe.
+	c.bothLengths = err == nil && len(req.TransferEncoding) > 0 && (got != readBefore || framedTwice(buffered))
 	if err == nil {
 		err = checkRequest(req)
 	} else if connErr != nil {
@@ -208,6 +225,38 @@ func (c *clientConn) readRequest(first bool) (*http.Request, bool) {
 	req.RemoteAddr = c.remote
 	return req, true
 }
+
+// framedTwice reports whether a request head has both a Content-Length
+// and a Transfer-Encoding line. net/http frames such a request by its
+// Transfer-Encoding (as RFC 9112 6.3 says) and drops the Content-Length;
+// RFC 9112 also says the connection must then close after the answer: a
+// front end that framed it by the Content-Length would read what follows
+// differently (request smuggling).
+func framedTwice(head []byte) bool {
+	var cl, te bool
+	// The first line is the request line; the head ends at an empty line.
+	_, rest, _ := bytes.Cut(head, []byte{'\n'})
+	for len(rest) > 0 {
+		var line []byte
+		line, rest, _ = bytes.Cut(rest, []byte{'\n'})
+		line = bytes.TrimSuffix(line, []byte{'\r'})
+		if len(line) == 0 {
+			break
+		}
+		name, _, ok := bytes.Cut(line, []byte{':'})
+		if !ok {
+			continue
+		}
+		cl = cl || bytes.EqualFold(name, contentLengthName)
+		te = te || bytes.EqualFold(name, transferEncodingName)
+	}
+	return cl && te
+}
+
+var (
+	contentLengthName    = []byte("Content-Length")
+	transferEncodingName = []byte("Transfer-Encoding")
+)
 
 func leadingCRLF(b []byte) int {
 	n := 0
@@ -290,7 +339,7 @@ func (c *clientConn) handle(req *http.Request) bool {
 	c.mu.Lock()
 	c.responded = true
 	c.mu.Unlock()
-	keep := !req.Close && !resp.Close && !c.p.shuttingDown.Load()
+	keep := !req.Close && !resp.Close && !c.p.shuttingDown.Load() && !c.bothLengths
 	if x, ok := resp.Body.(*exchange); ok && hasBody && !x.body.finished() {
 		// UPS answered before the body ended: what is left of it cannot
 		// be skipped to the next request.

@@ -187,3 +187,25 @@ func TestHeaderNameChecksMatchPlainFolding(t *testing.T) {
 		}
 	}
 }
+
+func TestFramedTwiceFindsBothLengthHeadersInAHeadAndNothingInItsBody(t *testing.T) {
+	for _, c := range []struct {
+		name, head string
+		want       bool
+	}{
+		{"both", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", true},
+		{"both, any case, bare LF", "POST / HTTP/1.1\nhost: a\ntransfer-encoding: chunked\ncontent-LENGTH: 3\n\n", true},
+		{"chunked alone", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", false},
+		{"length alone", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n", false},
+		{"a name that only starts alike", "POST / HTTP/1.1\r\nContent-Length-X: 3\r\nTransfer-Encoding: chunked\r\n\r\n", false},
+		{"the other one in the body", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nContent-Length: 3\r\n\r\n", false},
+		{"in the request line only", "POST /Content-Length: HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", false},
+		{"empty", "", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := framedTwice([]byte(c.head)); got != c.want {
+				t.Fatalf("framedTwice(%q) = %v, want %v", c.head, got, c.want)
+			}
+		})
+	}
+}
