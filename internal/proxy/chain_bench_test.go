@@ -24,6 +24,25 @@ func (staticTokens) Token(context.Context, string, ups.Environment) (string, err
 	return "static-access-token", nil
 }
 
+// oneCarrierProxy is a Proxy with one default Production carrier whose
+// UPS is upstream, reached through transport, and a static token.
+func oneCarrierProxy(tb testing.TB, logger *zap.Logger, upstream *url.URL, transport http.RoundTripper) *Proxy {
+	tb.Helper()
+	p, err := New(Options{
+		Logger: logger,
+		Tokens: staticTokens{},
+		Config: Config{
+			Carriers:  []Carrier{{Name: "main", Environment: ups.Production, Default: true}},
+			Upstreams: map[ups.Environment]*url.URL{ups.Production: upstream},
+		},
+		Transport: transport,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
 // cannedUPS answers every request at once, without a network.
 type cannedUPS struct{}
 
@@ -67,18 +86,7 @@ func (c *loopConn) Close() error                     { return nil }
 // response.
 func BenchmarkChainInProcess(b *testing.B) {
 	logger := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zap.InfoLevel))
-	p, err := New(Options{
-		Logger: logger,
-		Tokens: staticTokens{},
-		Config: Config{
-			Carriers:  []Carrier{{Name: "main", Environment: ups.Production, Default: true}},
-			Upstreams: map[ups.Environment]*url.URL{ups.Production: {Scheme: "https", Host: ups.ProductionHost}},
-		},
-		Transport: cannedUPS{},
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	p := oneCarrierProxy(b, logger, &url.URL{Scheme: "https", Host: ups.ProductionHost}, cannedUPS{})
 	conn := &loopConn{req: []byte("POST /api/rating/v2409/Rate HTTP/1.1\r\nHost: proxy\r\n" +
 		"Content-Type: application/json\r\nAccessLicenseNumber: legacy\r\nContent-Length: 0\r\n\r\n")}
 	c := &clientConn{p: p, raw: conn, conn: conn, remote: "127.0.0.1:1"}
@@ -152,18 +160,7 @@ func BenchmarkChainUpstream(b *testing.B) {
 		b.Fatal(err)
 	}
 	logger := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zap.WarnLevel))
-	p, err := New(Options{
-		Logger: logger,
-		Tokens: staticTokens{},
-		Config: Config{
-			Carriers:  []Carrier{{Name: "main", Environment: ups.Production, Default: true}},
-			Upstreams: map[ups.Environment]*url.URL{ups.Production: {Scheme: "http", Host: addr}},
-		},
-		Transport: tr,
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	p := oneCarrierProxy(b, logger, &url.URL{Scheme: "http", Host: addr}, tr)
 	const body = `{"RateRequest":{"Shipment":{"Shipper":{"ShipperNumber":"W599Y7"}}}}`
 	conn := &loopConn{req: []byte("POST /api/rating/v2409/Rate HTTP/1.1\r\nHost: proxy\r\n" +
 		"Content-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)}

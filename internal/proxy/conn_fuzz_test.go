@@ -54,18 +54,7 @@ func FuzzClientConn(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	core, logs := observer.New(zapcore.ErrorLevel)
-	p, err := New(Options{
-		Logger: zap.New(core),
-		Tokens: staticTokens{},
-		Config: Config{
-			Carriers:  []Carrier{{Name: "main", Environment: ups.Production, Default: true}},
-			Upstreams: map[ups.Environment]*url.URL{ups.Production: {Scheme: "https", Host: ups.ProductionHost}},
-		},
-		Transport: cannedUPS{},
-	})
-	if err != nil {
-		f.Fatal(err)
-	}
+	p := oneCarrierProxy(f, zap.New(core), &url.URL{Scheme: "https", Host: ups.ProductionHost}, cannedUPS{})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		conn := &scriptedConn{in: bytes.NewReader(in)}
 		c := &clientConn{p: p, raw: conn, conn: conn, remote: "192.0.2.1:4000"}

@@ -192,9 +192,11 @@ func rawUPS(t *testing.T, serve func(n int, c net.Conn)) string {
 
 const okAnswer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
-func TestUpstreamClientRetriesAGetOnAFreshConnectionWhenAReusedOneDiesButNeverAPost(t *testing.T) {
-	var posts atomic.Int32
-	url := rawUPS(t, func(n int, c net.Conn) {
+// dyingUPS serves connection n (1-based) with okAnswer, counting in posts
+// the POSTs read as a connection's second request; when dies(n), the
+// connection closes on reading its second request, before any answer.
+func dyingUPS(posts *atomic.Int32, dies func(n int) bool) func(n int, c net.Conn) {
+	return func(n int, c net.Conn) {
 		br := bufio.NewReader(c)
 		for i := 0; ; i++ {
 			req, err := http.ReadRequest(br)
@@ -205,16 +207,21 @@ func TestUpstreamClientRetriesAGetOnAFreshConnectionWhenAReusedOneDiesButNeverAP
 			if req.Method == http.MethodPost && i == 1 {
 				posts.Add(1)
 			}
-			if n == 1 && i == 1 {
-				// The kept-alive connection dies with the second request
-				// read, before any answer.
+			if i == 1 && dies(n) {
 				return
 			}
 			if _, err := io.WriteString(c, okAnswer); err != nil {
 				return
 			}
 		}
-	})
+	}
+}
+
+func TestUpstreamClientRetriesAGetOnAFreshConnectionWhenAReusedOneDiesButNeverAPost(t *testing.T) {
+	var posts atomic.Int32
+	// The first kept-alive connection dies with the second request read,
+	// before any answer.
+	url := rawUPS(t, dyingUPS(&posts, func(n int) bool { return n == 1 }))
 	c := newTestUpstreamClient(t, nil)
 	get := func() (*http.Response, error) {
 		req, _ := http.NewRequest(http.MethodGet, url+"/api/track", nil)
@@ -238,25 +245,7 @@ func TestUpstreamClientRetriesAGetOnAFreshConnectionWhenAReusedOneDiesButNeverAP
 
 	// The same with a POST on a new server: it reached UPS, it is not sent twice.
 	c2 := newTestUpstreamClient(t, nil)
-	url2 := rawUPS(t, func(n int, conn net.Conn) {
-		br := bufio.NewReader(conn)
-		for i := 0; ; i++ {
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				return
-			}
-			_, _ = io.Copy(io.Discard, req.Body)
-			if req.Method == http.MethodPost && i == 1 {
-				posts.Add(1)
-			}
-			if i == 1 {
-				return
-			}
-			if _, err := io.WriteString(conn, okAnswer); err != nil {
-				return
-			}
-		}
-	})
+	url2 := rawUPS(t, dyingUPS(&posts, func(int) bool { return true }))
 	for i := 0; i < 2; i++ {
 		resp, err := post(context.Background(), c2, url2+"/api/ship", `{"Ship":1}`)
 		if i == 0 {
