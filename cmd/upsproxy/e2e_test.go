@@ -126,11 +126,8 @@ func TestEndToEnd_RefreshStormOf200ConcurrentRequestsSpendsTheRefreshTokenOnce(t
 	if got := e.sim.Stats().Refreshes; got != 1 {
 		t.Fatalf("simulator counted %d refreshes, want exactly 1", got)
 	}
-	// The new pair is in Vault, and it is the one requests now use.
-	rec, err := e.store.Get(context.Background(), "main", ups.Test)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The new pair lands in Vault (behind the requests already using it).
+	rec := e.storedWhen(t, "main", ups.Test, func(r vaultstore.Record) bool { return r.Token.RefreshCount >= 1 })
 	e.rememberStoredTokens("main", ups.Test)
 	if rec.Token.RefreshCount != 1 || !rec.Token.ExpiresAt.After(time.Now()) {
 		t.Fatalf("Vault holds %v, want the refreshed pair", rec)
@@ -329,9 +326,10 @@ carrier "cc" {
 	if merchant != "W599Y7" {
 		t.Fatalf("x-merchant-id %q, want the carrier's merchant_id", merchant)
 	}
-	rec, err := e.store.Get(context.Background(), "cc", ups.Test)
-	if err != nil || rec.Grant != "client_credentials" || rec.Token.RefreshToken != "" {
-		t.Fatalf("stored %v %v", rec, err)
+	// The minted token lands in Vault behind the requests using it.
+	rec := e.storedWhen(t, "cc", ups.Test, func(r vaultstore.Record) bool { return r.Token.AccessToken != "" })
+	if rec.Grant != "client_credentials" || rec.Token.RefreshToken != "" {
+		t.Fatalf("stored %v", rec)
 	}
 	e.rememberStoredTokens("cc", ups.Test)
 	r := e.run("", "token", "check")

@@ -708,3 +708,17 @@ func callsAtOnce(t *testing.T, client *http.Client, n int, target, body string) 
 	}
 	return failed
 }
+
+// storedWhen waits until Vault holds a record of carrier/env that ok
+// accepts and returns it: a refreshed pair is written to Vault behind the
+// requests that already use it.
+func (e *env) storedWhen(t *testing.T, carrier string, env ups.Environment, ok func(vaultstore.Record) bool) vaultstore.Record {
+	t.Helper()
+	var rec vaultstore.Record
+	waitFor(t, func() bool {
+		r, err := e.store.Get(context.Background(), carrier, env)
+		rec = r
+		return err == nil && ok(r)
+	}, "Vault to hold the pair in use")
+	return rec
+}
