@@ -261,7 +261,7 @@ run() {
   before=$(cpu_ticks $procs) io0=$(io_calls $procs)
   local perfpid=
   if [ -n "${PERF:-}" ] && [ "$name" = upsproxy-warn ]; then
-    perf record -q -F 499 -g -p "${PID[warn]}" -o "$PERF" -- sleep 3 >/dev/null 2>&1 & perfpid=$!
+    perf record -q -F ${PERF_FREQ:-499} -g -p "${PID[warn]}" -o "$PERF" -- sleep 3 >/dev/null 2>&1 & perfpid=$!
   fi
   wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$work/$script" "$url" >"$work/$name.wrk"
   [ -z "$perfpid" ] || wait "$perfpid" || true

@@ -19,9 +19,11 @@ import (
 )
 
 // The proxy serves its client connections itself, in all three modes: an
-// HTTP/1.1 loop per connection (clientConn.serve) that reads a request with
-// net/http's parser (http.ReadRequest, its chunked reader), runs it through
-// forward and writes the answer with net/http's writer (Response.Write).
+// HTTP/1.1 loop per connection (clientConn.serve) that reads a request
+// (the common head itself, field for field as net/http would, see
+// readhead.go; any other with http.ReadRequest and its chunked reader),
+// runs it through forward and writes the answer (the common one itself,
+// see wire.go; any other with net/http's Response.Write).
 // A CONNECT turns the same connection into a TLS tunnel (tunnel.go) and the
 // loop goes on inside it.
 //
@@ -199,6 +201,13 @@ func (c *clientConn) readRequest(first bool) (*http.Request, bool) {
 	if c.br.Buffered() == 0 {
 		_, _ = c.br.Peek(1)
 	}
+	// The common head, buffered whole, is parsed here (readhead.go).
+	if req, ok := readRequestHead(c.br, lim.MaxHeaderBytes); ok {
+		got, hit := c.lr.read, c.lr.hit
+		c.lr.limit(-1)
+		c.bothLengths = false
+		return c.accepted(req, first, got, hit)
+	}
 	buffered, _ := c.br.Peek(c.br.Buffered())
 	readBefore := c.lr.read
 	req, err := http.ReadRequest(c.br)
@@ -209,12 +218,20 @@ func (c *clientConn) readRequest(first bool) (*http.Request, bool) {
 	// moved), it is not looked at: the connection closes after the answer
 	// all the same, which is always safe.
 	c.bothLengths = err == nil && len(req.TransferEncoding) > 0 && (got != readBefore || framedTwice(buffered))
-	if err == nil {
-		err = checkRequest(req)
-	} else if connErr != nil {
-		err = connErr
-	}
 	if err != nil {
+		if connErr != nil {
+			err = connErr
+		}
+		c.refuseFrame(err, !first || got+int64(c.br.Buffered()) > 0, hit)
+		return nil, false
+	}
+	return c.accepted(req, first, got, hit)
+}
+
+// accepted applies checkRequest to a request just read; got and hit are
+// what the head's reads took and whether they met the header limit.
+func (c *clientConn) accepted(req *http.Request, first bool, got int64, hit bool) (*http.Request, bool) {
+	if err := checkRequest(req); err != nil {
 		c.refuseFrame(err, !first || got+int64(c.br.Buffered()) > 0, hit)
 		return nil, false
 	}

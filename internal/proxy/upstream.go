@@ -18,8 +18,9 @@ import (
 
 // upstreamClient sends forward's common request, a small HTTP/1.1 request
 // whose body is already in memory, on the caller's goroutine: it writes
-// the request with net/http's own writer (Request.Write) and parses the
-// answer with net/http's own parser (http.ReadResponse) on a keep-alive
+// the request head itself (wire.go) or with net/http's writer, and reads
+// the answer's head itself (readhead.go) or with net/http's parser
+// (http.ReadResponse), each exactly as net/http would, on a keep-alive
 // connection of its own pool. http.Transport runs two goroutines per
 // connection and hands every request and response between them over
 // channels; on a 2-core machine those handoffs (futex wake-ups, cross-CPU
@@ -559,8 +560,17 @@ func (pc *upConn) roundTrip(ctx context.Context, req *http.Request) (*http.Respo
 	var resp *http.Response
 	for n1xx := 0; ; n1xx++ {
 		pc.headerLeft = pc.c.maxHeaderBytes
-		var err error
-		resp, err = http.ReadResponse(pc.br, req)
+		// The common head, buffered whole after the first read, is
+		// parsed here (readhead.go).
+		_, err := pc.br.Peek(1)
+		if err == nil {
+			var ok bool
+			if resp, ok = readResponseHead(pc.br, req); !ok {
+				resp, err = http.ReadResponse(pc.br, req)
+			}
+		} else if err == io.EOF {
+			err = io.ErrUnexpectedEOF // as http.ReadResponse says it
+		}
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {

@@ -1,0 +1,391 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// The request path also reads the common request head itself, field for
+// field as http.ReadRequest would (readhead_test.go's fuzz target compares
+// the two on any input), without what http.ReadRequest costs per request:
+// a textproto.Reader, a string per header line and value, a canonical
+// copy of each key, the URL parser for a plain path, readTransfer's
+// bookkeeping and a LimitReader under its body. Everything unusual goes to
+// http.ReadRequest: readRequestHead reads nothing then.
+
+// readRequestHead parses the request head at the start of br's buffer as
+// http.ReadRequest would, if the whole head is already buffered, at most
+// max bytes long, and of the common kind:
+//   - a request line "METHOD target HTTP/1.1" (or 1.0), the method in
+//     capital letters (not CONNECT), the target a path with an optional
+//     query or an absolute URL;
+//   - header lines "Name: value", each ending in CRLF, the name of letters,
+//     digits and '-', the value of printable ASCII, spaces and tabs;
+//   - at most one Host and one Content-Length (plain digits), and no
+//     Transfer-Encoding, Trailer or Pragma (which net/http rewrites).
+//
+// ok false: nothing was read; the caller uses http.ReadRequest, which
+// also gives the error of a malformed head.
+func readRequestHead(br *bufio.Reader, max int) (req *http.Request, ok bool) {
+	buf, _ := br.Peek(br.Buffered())
+	end := bytes.Index(buf, crlfcrlf)
+	if end < 0 || end+4 > max {
+		return nil, false
+	}
+	// The request line.
+	lineEnd := bytes.Index(buf, crlf)
+	line := buf[:lineEnd]
+	sp1 := bytes.IndexByte(line, ' ')
+	if sp1 <= 0 {
+		return nil, false
+	}
+	for _, c := range line[:sp1] {
+		if c < 'A' || c > 'Z' {
+			return nil, false
+		}
+	}
+	sp2 := bytes.IndexByte(line[sp1+1:], ' ') + sp1 + 1
+	if sp2 <= sp1+1 {
+		return nil, false
+	}
+	var proto string
+	var minor int
+	switch string(line[sp2+1:]) {
+	case "HTTP/1.1":
+		proto, minor = "HTTP/1.1", 1
+	case "HTTP/1.0":
+		proto, minor = "HTTP/1.0", 0
+	default:
+		return nil, false
+	}
+	target := line[sp1+1 : sp2]
+	simple := simpleTarget(target)
+	if !simple && (target[0] == '/' || !bytes.HasPrefix(target, []byte("http"))) {
+		return nil, false
+	}
+
+	// One string holds the head; every string of the request is cut from it.
+	s := string(buf[:end+2])
+	a := new(requestParts)
+	r := &a.req
+	*r = http.Request{
+		Method:     methodName(s[:sp1]),
+		RequestURI: s[sp1+1 : sp2],
+		Proto:      proto,
+		ProtoMajor: 1,
+		ProtoMinor: minor,
+	}
+	if simple {
+		r.URL = &a.url
+		r.URL.Path, r.URL.RawQuery, r.URL.ForceQuery = splitTarget(r.RequestURI)
+	} else {
+		u, err := url.ParseRequestURI(r.RequestURI)
+		if err != nil {
+			return nil, false
+		}
+		r.URL = u
+	}
+	if r.Method == http.MethodConnect {
+		return nil, false
+	}
+
+	h, host, length, ok := readFields(s, lineEnd+2, true)
+	if !ok {
+		return nil, false
+	}
+	r.Header = h
+	r.Host = r.URL.Host
+	if r.Host == "" {
+		r.Host = host
+	}
+	closing := httpguts.HeaderValuesContainsToken(h["Connection"], "close")
+	if minor == 0 {
+		closing = closing || !httpguts.HeaderValuesContainsToken(h["Connection"], "keep-alive")
+	}
+	r.Close = closing
+	r.Body = http.NoBody
+	if length > 0 {
+		r.ContentLength = length
+		a.body = lengthBody{r: br, left: length}
+		r.Body = &a.body
+	}
+	_, _ = br.Discard(end + 4)
+	return r, true
+}
+
+// readFields parses the header lines of a head s from at on (each line
+// ends in CRLF) as textproto.Reader.ReadMIMEHeader would, if they are of
+// the common kind (see readRequestHead). A request's Host line (request
+// true) is not put in the header: http.ReadRequest drops it; at most one
+// is allowed. length is the Content-Length, -1 without one.
+func readFields(s string, at int, request bool) (h http.Header, host string, length int64, ok bool) {
+	n := strings.Count(s[at:], "\r\n")
+	h = make(http.Header, n)
+	strs := make([]string, n)
+	hosts := 0
+	length = -1
+	for at < len(s) {
+		e := strings.Index(s[at:], "\r\n") + at
+		l := s[at:e]
+		at = e + 2
+		colon := strings.IndexByte(l, ':')
+		if colon <= 0 {
+			return nil, "", 0, false
+		}
+		key, ok := canonicalName(l[:colon])
+		if !ok {
+			return nil, "", 0, false
+		}
+		v := strings.Trim(l[colon+1:], " \t")
+		for i := 0; i < len(v); i++ {
+			if c := v[i]; c < ' ' && c != '\t' || c >= 0x7f {
+				return nil, "", 0, false
+			}
+		}
+		switch key {
+		case "Host":
+			if request {
+				if hosts++; hosts > 1 {
+					return nil, "", 0, false
+				}
+				host = v
+				continue
+			}
+		case "Content-Length":
+			if length >= 0 {
+				return nil, "", 0, false
+			}
+			if length, ok = plainLength(v); !ok {
+				return nil, "", 0, false
+			}
+		case "Transfer-Encoding", "Trailer", "Pragma":
+			return nil, "", 0, false
+		}
+		if vv, seen := h[key]; seen {
+			h[key] = append(vv, v)
+		} else {
+			strs[0] = v
+			h[key], strs = strs[:1:1], strs[1:]
+		}
+	}
+	return h, host, length, true
+}
+
+var crlf = []byte("\r\n")
+
+// requestParts holds what readRequestHead makes of a request in one
+// allocation.
+type requestParts struct {
+	req  http.Request
+	url  url.URL
+	body lengthBody
+}
+
+// methodName returns the constant for a common method, so that the
+// request does not keep its head's string alive for it alone.
+func methodName(m string) string {
+	switch m {
+	case http.MethodPost:
+		return http.MethodPost
+	case http.MethodGet:
+		return http.MethodGet
+	}
+	return m
+}
+
+// simpleTarget reports whether target is a path with an optional query,
+// of characters that net/url keeps as they are (no percent-encoding): its
+// URL is then cut from it (splitTarget) as url.ParseRequestURI would.
+func simpleTarget(target []byte) bool {
+	if len(target) == 0 || target[0] != '/' {
+		return false
+	}
+	query := false
+	for _, c := range target {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-._~$&+,/:;=@", c) >= 0:
+		case c == '?' && !query:
+			query = true
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// splitTarget is url.ParseRequestURI for a simpleTarget.
+func splitTarget(target string) (path, rawQuery string, forceQuery bool) {
+	path, rawQuery, hasQuery := strings.Cut(target, "?")
+	return path, rawQuery, hasQuery && rawQuery == ""
+}
+
+// canonicalName returns the canonical form of a header name of letters,
+// digits and '-' (textproto.CanonicalMIMEHeaderKey), cut from name itself
+// when it already is; ok false for any other name.
+func canonicalName(name string) (string, bool) {
+	canonical, upper := true, true
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z':
+			canonical = canonical && !upper
+		case 'A' <= c && c <= 'Z':
+			canonical = canonical && upper
+		case '0' <= c && c <= '9', c == '-':
+		default:
+			return "", false
+		}
+		upper = c == '-'
+	}
+	if canonical {
+		return name, true
+	}
+	return textproto.CanonicalMIMEHeaderKey(name), true
+}
+
+// plainLength parses a Content-Length of 1 to 18 digits.
+func plainLength(v string) (int64, bool) {
+	if len(v) == 0 || len(v) > 18 {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// lengthBody is a request body of known length read from the
+// connection's reader, as net/http's: the last bytes come with io.EOF, a
+// connection that ends before the body does gives io.ErrUnexpectedEOF,
+// and a read after Close fails. Close does not drain what is left: a
+// connection whose request body was not read to its end is closed
+// (clientConn.handle).
+type lengthBody struct {
+	r      *bufio.Reader
+	left   int64
+	closed bool
+}
+
+func (b *lengthBody) Read(p []byte) (int, error) {
+	if b.closed {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	if b.left == 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	switch {
+	case b.left == 0:
+		return n, io.EOF
+	case err == io.EOF:
+		b.left = 0 // as net/http's: EOF from now on
+		return n, io.ErrUnexpectedEOF
+	}
+	return n, err
+}
+
+func (b *lengthBody) Close() error {
+	b.closed = true
+	return nil
+}
+
+// readResponseHead parses the response head at the start of br's buffer
+// as http.ReadResponse(br, req) would, if the whole head is already
+// buffered and of the common kind: a status line "HTTP/1.1 200 OK" (or
+// 1.0) with a final status other than 204 and 304 and a printable reason,
+// header lines as readFields takes them, a Content-Length, and a request
+// other than HEAD. ok false: nothing was read; the caller uses
+// http.ReadResponse.
+func readResponseHead(br *bufio.Reader, req *http.Request) (resp *http.Response, ok bool) {
+	buf, _ := br.Peek(br.Buffered())
+	end := bytes.Index(buf, crlfcrlf)
+	if end < 0 || req.Method == http.MethodHead {
+		return nil, false
+	}
+	// "HTTP/1.1 200" and an optional " reason".
+	lineEnd := bytes.Index(buf, crlf)
+	line := buf[:lineEnd]
+	if len(line) < 12 || line[8] != ' ' || len(line) > 12 && line[12] != ' ' {
+		return nil, false
+	}
+	var proto string
+	var minor int
+	switch string(line[:8]) {
+	case "HTTP/1.1":
+		proto, minor = "HTTP/1.1", 1
+	case "HTTP/1.0":
+		proto, minor = "HTTP/1.0", 0
+	default:
+		return nil, false
+	}
+	code := 0
+	for _, c := range line[9:12] {
+		if c < '0' || c > '9' {
+			return nil, false
+		}
+		code = code*10 + int(c-'0')
+	}
+	if code < 200 || code == http.StatusNoContent || code == http.StatusNotModified {
+		return nil, false
+	}
+	for _, c := range line[12:] {
+		if c < ' ' && c != '\t' || c >= 0x7f {
+			return nil, false
+		}
+	}
+	s := string(buf[:end+2])
+	h, _, length, ok := readFields(s, lineEnd+2, false)
+	if !ok || length < 0 {
+		return nil, false
+	}
+	a := new(responseParts)
+	resp = &a.resp
+	*resp = http.Response{
+		Status:        s[9:lineEnd],
+		StatusCode:    code,
+		Proto:         proto,
+		ProtoMajor:    1,
+		ProtoMinor:    minor,
+		Header:        h,
+		ContentLength: length,
+		Request:       req,
+		Body:          http.NoBody,
+	}
+	closing := httpguts.HeaderValuesContainsToken(h["Connection"], "close")
+	if minor == 0 {
+		closing = closing || !httpguts.HeaderValuesContainsToken(h["Connection"], "keep-alive")
+	} else if closing {
+		delete(h, "Connection") // as http.ReadResponse does
+	}
+	resp.Close = closing
+	if length > 0 {
+		a.body = lengthBody{r: br, left: length}
+		resp.Body = &a.body
+	}
+	_, _ = br.Discard(end + 4)
+	return resp, true
+}
+
+// responseParts holds what readResponseHead makes of a response in one
+// allocation.
+type responseParts struct {
+	resp http.Response
+	body lengthBody
+}
