@@ -132,9 +132,12 @@ func readFields(s string, at int, request bool) (h http.Header, host string, len
 	hosts := 0
 	length = -1
 	for at < len(s) {
-		e := strings.Index(s[at:], "\r\n") + at
-		l := s[at:e]
-		at = e + 2
+		e := strings.IndexByte(s[at:], '\n') + at
+		if e == at || s[e-1] != '\r' {
+			return nil, "", 0, false // a bare LF
+		}
+		l := s[at : e-1]
+		at = e + 1
 		colon := strings.IndexByte(l, ':')
 		if colon <= 0 {
 			return nil, "", 0, false
@@ -143,7 +146,7 @@ func readFields(s string, at int, request bool) (h http.Header, host string, len
 		if !ok {
 			return nil, "", 0, false
 		}
-		v := strings.Trim(l[colon+1:], " \t")
+		v := trimOWS(l[colon+1:])
 		for i := 0; i < len(v); i++ {
 			if c := v[i]; c < ' ' && c != '\t' || c >= 0x7f {
 				return nil, "", 0, false
@@ -179,6 +182,17 @@ func readFields(s string, at int, request bool) (h http.Header, host string, len
 }
 
 var crlf = []byte("\r\n")
+
+// trimOWS cuts spaces and tabs off both ends of v.
+func trimOWS(v string) string {
+	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
+		v = v[1:]
+	}
+	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
+		v = v[:len(v)-1]
+	}
+	return v
+}
 
 // requestParts holds what readRequestHead makes of a request in one
 // allocation.
