@@ -66,8 +66,12 @@ func readRequestHead(br *bufio.Reader, max int) (req *http.Request, ok bool) {
 		return nil, false
 	}
 	target := line[sp1+1 : sp2]
-	simple := simpleTarget(target)
-	if !simple && (target[0] == '/' || !bytes.HasPrefix(target, []byte("http"))) {
+	// The URL of a plain path, or of an absolute URL of a plain host, is
+	// cut from the target; any other absolute URL is url.ParseRequestURI's
+	// (as http.ReadRequest's).
+	scheme, hostEnd := absoluteTarget(target)
+	simple := simpleTarget(target[hostEnd:])
+	if !simple && (hostEnd > 0 || target[0] == '/' || !bytes.HasPrefix(target, []byte("http"))) {
 		return nil, false
 	}
 
@@ -84,7 +88,10 @@ func readRequestHead(br *bufio.Reader, max int) (req *http.Request, ok bool) {
 	}
 	if simple {
 		r.URL = &a.url
-		r.URL.Path, r.URL.RawQuery, r.URL.ForceQuery = splitTarget(r.RequestURI)
+		if hostEnd > 0 {
+			r.URL.Scheme, r.URL.Host = scheme, r.RequestURI[len(scheme)+3:hostEnd]
+		}
+		r.URL.Path, r.URL.RawQuery, r.URL.ForceQuery = splitTarget(r.RequestURI[hostEnd:])
 	} else {
 		u, err := url.ParseRequestURI(r.RequestURI)
 		if err != nil {
@@ -233,6 +240,40 @@ func simpleTarget(target []byte) bool {
 		}
 	}
 	return true
+}
+
+// absoluteTarget reports where the authority of an absolute-form target
+// "http://host[:port]" or "https://..." ends, when the host is a name or
+// an IPv4 address (letters, digits, '.' and '-') and the port digits, the
+// authority then followed by a path or nothing; 0 otherwise.
+func absoluteTarget(target []byte) (scheme string, hostEnd int) {
+	switch {
+	case bytes.HasPrefix(target, []byte("http://")):
+		scheme = "http"
+	case bytes.HasPrefix(target, []byte("https://")):
+		scheme = "https"
+	default:
+		return "", 0
+	}
+	i, port := len(scheme)+3, -1
+	for ; i < len(target) && target[i] != '/'; i++ {
+		switch c := target[i]; {
+		case '0' <= c && c <= '9':
+		case port < 0 && ('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '.' || c == '-'):
+		case port < 0 && c == ':':
+			port = i
+		default:
+			return "", 0
+		}
+	}
+	if i == len(scheme)+3 || port == len(scheme)+3 || port == i-1 || port > 0 && i-port > 6 {
+		return "", 0 // no host, no port after ':', or a port past 5 digits
+	}
+	if i == len(target) {
+		// No path: simpleTarget wants one.
+		return "", 0
+	}
+	return scheme, i
 }
 
 // splitTarget is url.ParseRequestURI for a simpleTarget.

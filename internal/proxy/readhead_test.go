@@ -25,6 +25,22 @@ var requestHeadSeeds = []string{
 	"POST http://wwwcie.ups.com:80/api/ship?x=1 HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
 	"POST https://user:pw@onlinetools.ups.com/x HTTP/1.1\r\n\r\n",
 	"GET httpx HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET http://127.0.0.1:8080/x?a=b HTTP/1.1\r\n\r\n",
+	"GET https://WWWCIE.ups.com:443/ HTTP/1.1\r\n\r\n",
+	"GET HTTP://wwwcie.ups.com/ HTTP/1.1\r\n\r\n",
+	"GET http://wwwcie.ups.com HTTP/1.1\r\n\r\n",
+	"GET http://wwwcie.ups.com: HTTP/1.1\r\n\r\n",
+	"GET http://wwwcie.ups.com:/x HTTP/1.1\r\n\r\n",
+	"GET http://:80/x HTTP/1.1\r\n\r\n",
+	"GET http:///x HTTP/1.1\r\n\r\n",
+	"GET http://a:123456/x HTTP/1.1\r\n\r\n",
+	"GET http://a:99999/x HTTP/1.1\r\n\r\n",
+	"GET http://a:1:2/x HTTP/1.1\r\n\r\n",
+	"GET http://[::1]:80/x HTTP/1.1\r\n\r\n",
+	"GET http://a_b/x HTTP/1.1\r\n\r\n",
+	"GET http://a.b%41/x HTTP/1.1\r\n\r\n",
+	"GET http://a/x%2F?q HTTP/1.1\r\n\r\n",
+	"GET http://a?x HTTP/1.1\r\n\r\n",
 	"GET * HTTP/1.1\r\nHost: a\r\n\r\n",
 	"CONNECT wwwcie.ups.com:443 HTTP/1.1\r\nHost: wwwcie.ups.com:443\r\n\r\n",
 	"GET / HTTP/1.0\r\n\r\n",
@@ -296,4 +312,23 @@ func checkResponseHead(t *testing.T, data []byte, head bool) bool {
 		}
 	}
 	return true
+}
+
+func TestAbsoluteTargetsOfAPlainHostAreCutNotParsed(t *testing.T) {
+	for target, want := range map[string]int{
+		"http://wwwcie.ups.com/api/rating/v2409/Rate": 21,
+		"https://127.0.0.1:8443/x?y=z":                22,
+		"http://a:1/":                                 10,
+		"http://wwwcie.ups.com":                       0, // no path
+		"http://:80/x":                                0,
+		"http://a:/x":                                 0,
+		"http://a:123456/x":                           0,
+		"http://[::1]/x":                              0,
+		"ftp://a/x":                                   0,
+		"/x":                                          0,
+	} {
+		if _, got := absoluteTarget([]byte(target)); got != want {
+			t.Errorf("absoluteTarget(%q) = %d, want %d", target, got, want)
+		}
+	}
 }
