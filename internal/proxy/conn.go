@@ -206,7 +206,7 @@ func (c *clientConn) readRequest(first bool) (*http.Request, bool) {
 		got, hit := c.lr.read, c.lr.hit
 		c.lr.limit(-1)
 		c.bothLengths = false
-		return c.accepted(req, first, got, hit)
+		return c.accepted(req, first, got, hit, true)
 	}
 	buffered, _ := c.br.Peek(c.br.Buffered())
 	readBefore := c.lr.read
@@ -225,13 +225,15 @@ func (c *clientConn) readRequest(first bool) (*http.Request, bool) {
 		c.refuseFrame(err, !first || got+int64(c.br.Buffered()) > 0, hit)
 		return nil, false
 	}
-	return c.accepted(req, first, got, hit)
+	return c.accepted(req, first, got, hit, false)
 }
 
 // accepted applies checkRequest to a request just read; got and hit are
-// what the head's reads took and whether they met the header limit.
-func (c *clientConn) accepted(req *http.Request, first bool, got int64, hit bool) (*http.Request, bool) {
-	if err := checkRequest(req); err != nil {
+// what the head's reads took and whether they met the header limit;
+// fieldsValid: its header names and values are known to be valid
+// (readRequestHead takes no others).
+func (c *clientConn) accepted(req *http.Request, first bool, got int64, hit, fieldsValid bool) (*http.Request, bool) {
+	if err := checkRequest(req, fieldsValid); err != nil {
 		c.refuseFrame(err, !first || got+int64(c.br.Buffered()) > 0, hit)
 		return nil, false
 	}
@@ -293,8 +295,9 @@ var errUnsupportedProto = errors.New("unsupported HTTP version")
 // only, a valid Host (required from HTTP/1.1 on, but for CONNECT; the
 // parser already refused two and put it in req.Host, the URL's host for
 // an absolute-form request), and header names and values as RFC 9110
-// allows them.
-func checkRequest(req *http.Request) error {
+// allows them (unless fieldsValid says they were checked as they were
+// read).
+func checkRequest(req *http.Request, fieldsValid bool) error {
 	if req.ProtoMajor != 1 {
 		return errUnsupportedProto
 	}
@@ -303,6 +306,9 @@ func checkRequest(req *http.Request) error {
 	}
 	if req.Host != "" && !httpguts.ValidHostHeader(req.Host) {
 		return errors.New("malformed Host header")
+	}
+	if fieldsValid {
+		return nil
 	}
 	for k, vv := range req.Header {
 		if !httpguts.ValidHeaderFieldName(k) {

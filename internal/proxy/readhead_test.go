@@ -167,6 +167,11 @@ func checkRequestHead(t *testing.T, data []byte, max int) bool {
 	if a, b := of(fast), of(slow); !reflect.DeepEqual(a, b) {
 		t.Fatalf("%q:\nfast %+v\nnet/http %+v", data, a, b)
 	}
+	// The serve loop trusts the fast path's header fields (checkRequest's
+	// fieldsValid): the full check of net/http's request must agree.
+	if fastErr, slowErr := checkRequest(fast, true), checkRequest(slow, false); (fastErr == nil) != (slowErr == nil) {
+		t.Fatalf("%q: checkRequest says %v; of net/http's request %v", data, fastErr, slowErr)
+	}
 	fastBody, fastErr := io.ReadAll(fast.Body)
 	slowBody, slowErr := io.ReadAll(slow.Body)
 	if !bytes.Equal(fastBody, slowBody) || !errors.Is(fastErr, slowErr) && !errors.Is(slowErr, fastErr) {
