@@ -62,14 +62,8 @@ func readRequestHead(br *bufio.Reader, max int) (req *http.Request, ok bool) {
 	if sp2 <= sp1+1 {
 		return nil, false
 	}
-	var proto string
-	var minor int
-	switch string(line[sp2+1:]) {
-	case "HTTP/1.1":
-		proto, minor = "HTTP/1.1", 1
-	case "HTTP/1.0":
-		proto, minor = "HTTP/1.0", 0
-	default:
+	proto, minor, ok := httpVersion(line[sp2+1:])
+	if !ok {
 		return nil, false
 	}
 	target := line[sp1+1 : sp2]
@@ -119,11 +113,7 @@ func readRequestHead(br *bufio.Reader, max int) (req *http.Request, ok bool) {
 	if r.Host == "" {
 		r.Host = host
 	}
-	closing := httpguts.HeaderValuesContainsToken(h["Connection"], "close")
-	if minor == 0 {
-		closing = closing || !httpguts.HeaderValuesContainsToken(h["Connection"], "keep-alive")
-	}
-	r.Close = closing
+	r.Close, _ = closes(h, minor)
 	r.Body = http.NoBody
 	if length > 0 {
 		r.ContentLength = length
@@ -196,6 +186,27 @@ func readFields(s string, at int, request bool) (h http.Header, host string, len
 }
 
 var crlf = []byte("\r\n")
+
+// httpVersion is the protocol of an HTTP/1.1 or HTTP/1.0 message.
+func httpVersion(b []byte) (proto string, minor int, ok bool) {
+	switch string(b) {
+	case "HTTP/1.1":
+		return "HTTP/1.1", 1, true
+	case "HTTP/1.0":
+		return "HTTP/1.0", 0, true
+	}
+	return "", 0, false
+}
+
+// closes says whether an HTTP/1.minor message with header h ends its
+// connection (net/http's shouldClose), and whether h says "close".
+func closes(h http.Header, minor int) (closing, saysClose bool) {
+	saysClose = httpguts.HeaderValuesContainsToken(h["Connection"], "close")
+	if minor == 0 {
+		return saysClose || !httpguts.HeaderValuesContainsToken(h["Connection"], "keep-alive"), saysClose
+	}
+	return saysClose, saysClose
+}
 
 // trimOWS cuts spaces and tabs off both ends of v.
 func trimOWS(v string) string {
@@ -390,14 +401,8 @@ func readResponseHead(br *bufio.Reader, req *http.Request) (resp *http.Response,
 	if len(line) < 12 || line[8] != ' ' || len(line) > 12 && line[12] != ' ' {
 		return nil, false
 	}
-	var proto string
-	var minor int
-	switch string(line[:8]) {
-	case "HTTP/1.1":
-		proto, minor = "HTTP/1.1", 1
-	case "HTTP/1.0":
-		proto, minor = "HTTP/1.0", 0
-	default:
+	proto, minor, ok := httpVersion(line[:8])
+	if !ok {
 		return nil, false
 	}
 	code := 0
@@ -433,13 +438,10 @@ func readResponseHead(br *bufio.Reader, req *http.Request) (resp *http.Response,
 		Request:       req,
 		Body:          http.NoBody,
 	}
-	closing := httpguts.HeaderValuesContainsToken(h["Connection"], "close")
-	if minor == 0 {
-		closing = closing || !httpguts.HeaderValuesContainsToken(h["Connection"], "keep-alive")
-	} else if closing {
+	var saysClose bool
+	if resp.Close, saysClose = closes(h, minor); saysClose && minor == 1 {
 		delete(h, "Connection") // as http.ReadResponse does
 	}
-	resp.Close = closing
 	if length > 0 {
 		a.body = lengthBody{r: br, left: length}
 		resp.Body = &a.body

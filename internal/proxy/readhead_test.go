@@ -139,9 +139,7 @@ func checkRequestHead(t *testing.T, data []byte, max int) bool {
 	before := br.Buffered()
 	fast, ok := readRequestHead(br, max)
 	if !ok {
-		if br.Buffered() != before {
-			t.Fatalf("declined %q but read %d bytes of it", data, before-br.Buffered())
-		}
+		declinedUnread(t, data, br, before)
 		return false
 	}
 	slowBR := bufio.NewReaderSize(bytes.NewReader(data), 4096)
@@ -172,18 +170,7 @@ func checkRequestHead(t *testing.T, data []byte, max int) bool {
 	if fastErr, slowErr := checkRequest(fast, true), checkRequest(slow, false); (fastErr == nil) != (slowErr == nil) {
 		t.Fatalf("%q: checkRequest says %v; of net/http's request %v", data, fastErr, slowErr)
 	}
-	fastBody, fastErr := io.ReadAll(fast.Body)
-	slowBody, slowErr := io.ReadAll(slow.Body)
-	if !bytes.Equal(fastBody, slowBody) || !errors.Is(fastErr, slowErr) && !errors.Is(slowErr, fastErr) {
-		t.Fatalf("%q: body %q, %v; net/http's %q, %v", data, fastBody, fastErr, slowBody, slowErr)
-	}
-	if fastErr == nil {
-		fastRest, _ := io.ReadAll(br)
-		slowRest, _ := io.ReadAll(slowBR)
-		if !bytes.Equal(fastRest, slowRest) {
-			t.Fatalf("%q: left %q for the next request; net/http %q", data, fastRest, slowRest)
-		}
-	}
+	sameBodies(t, data, fast.Body, slow.Body, br, slowBR)
 	n, err := fast.Body.Read(make([]byte, 1))
 	slowN, slowErr := slow.Body.Read(make([]byte, 1))
 	if n != slowN || err != slowErr {
@@ -277,9 +264,7 @@ func checkResponseHead(t *testing.T, data []byte, head bool) bool {
 	before := br.Buffered()
 	fast, ok := readResponseHead(br, req)
 	if !ok {
-		if br.Buffered() != before {
-			t.Fatalf("declined %q but read %d bytes of it", data, before-br.Buffered())
-		}
+		declinedUnread(t, data, br, before)
 		return false
 	}
 	slowBR := bufio.NewReaderSize(bytes.NewReader(data), 4096)
@@ -304,8 +289,16 @@ func checkResponseHead(t *testing.T, data []byte, head bool) bool {
 	if a, b := of(fast), of(slow); !reflect.DeepEqual(a, b) {
 		t.Fatalf("%q:\nfast %+v\nnet/http %+v", data, a, b)
 	}
-	fastBody, fastErr := io.ReadAll(fast.Body)
-	slowBody, slowErr := io.ReadAll(slow.Body)
+	sameBodies(t, data, fast.Body, slow.Body, br, slowBR)
+	return true
+}
+
+// sameBodies compares the bodies read by the fast path and by net/http,
+// and, after a whole body, the bytes left for the next message.
+func sameBodies(t *testing.T, data []byte, fast, slow io.Reader, br, slowBR *bufio.Reader) {
+	t.Helper()
+	fastBody, fastErr := io.ReadAll(fast)
+	slowBody, slowErr := io.ReadAll(slow)
 	if !bytes.Equal(fastBody, slowBody) || !errors.Is(fastErr, slowErr) && !errors.Is(slowErr, fastErr) {
 		t.Fatalf("%q: body %q, %v; net/http's %q, %v", data, fastBody, fastErr, slowBody, slowErr)
 	}
@@ -313,10 +306,18 @@ func checkResponseHead(t *testing.T, data []byte, head bool) bool {
 		fastRest, _ := io.ReadAll(br)
 		slowRest, _ := io.ReadAll(slowBR)
 		if !bytes.Equal(fastRest, slowRest) {
-			t.Fatalf("%q: left %q for the next response; net/http %q", data, fastRest, slowRest)
+			t.Fatalf("%q: left %q for the next message; net/http %q", data, fastRest, slowRest)
 		}
 	}
-	return true
+}
+
+// declinedUnread checks that a head the fast path declined was left
+// unread: before is what br held.
+func declinedUnread(t *testing.T, data []byte, br *bufio.Reader, before int) {
+	t.Helper()
+	if br.Buffered() != before {
+		t.Fatalf("declined %q but read %d bytes of it", data, before-br.Buffered())
+	}
 }
 
 func TestAbsoluteTargetsOfAPlainHostAreCutNotParsed(t *testing.T) {

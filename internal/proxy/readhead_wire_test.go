@@ -81,45 +81,35 @@ func wireRun(t *testing.T) (upsRead, clientRead string) {
 	var mu sync.Mutex
 	var ups bytes.Buffer
 	answer := 0
-	upsLn, err := net.Listen("tcp", "127.0.0.1:0")
+	upsURL := rawUPS(t, func(_ int, c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			raw, ok := readRawRequest(br)
+			if !ok {
+				if len(raw) > 0 {
+					t.Errorf("UPS got a cut-off request: %q", raw)
+				}
+				return
+			}
+			mu.Lock()
+			ups.Write(raw)
+			a := upsAnswers[answer%len(upsAnswers)]
+			answer++
+			mu.Unlock()
+			if _, err := io.WriteString(c, a); err != nil || strings.Contains(a, "Connection: close") {
+				return
+			}
+		}
+	})
+	upstream, err := url.Parse(upsURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer upsLn.Close()
-	go func() {
-		for {
-			c, err := upsLn.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					raw, ok := readRawRequest(br)
-					if !ok {
-						if len(raw) > 0 {
-							t.Errorf("UPS got a cut-off request: %q", raw)
-						}
-						return
-					}
-					mu.Lock()
-					ups.Write(raw)
-					a := upsAnswers[answer%len(upsAnswers)]
-					answer++
-					mu.Unlock()
-					if _, err := io.WriteString(c, a); err != nil || strings.Contains(a, "Connection: close") {
-						return
-					}
-				}
-			}()
-		}
-	}()
 	tr, err := NewTransport(TransportOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := oneCarrierProxy(t, zap.NewNop(), &url.URL{Scheme: "http", Host: upsLn.Addr().String()}, tr)
+	p := oneCarrierProxy(t, zap.NewNop(), upstream, tr)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
