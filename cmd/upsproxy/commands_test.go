@@ -212,3 +212,76 @@ func TestSandbox_ServesUPSAndInjectsTheFaultsItWasGiven(t *testing.T) {
 		t.Fatalf("sandbox exit %d: %s", code, errb.String())
 	}
 }
+
+// filesConfig names the MITM CA, ups.ca_file, vault's ca_cert and an
+// email channel's ca_file, relative to the config's directory.
+const filesConfig = `
+vault {
+  address = "https://127.0.0.1:8200"
+  ca_cert = "vault-ca.pem"
+}
+ups {
+  ca_file = "ups-ca.pem"
+}
+mitm {
+  ca_cert = "ca/ca.pem"
+  ca_key  = "ca/ca-key.pem"
+}
+carrier "main" {
+  environment   = "test"
+  client_id     = "id"
+  client_secret = "s"
+  redirect_uri  = "https://127.0.0.1/upscallback"
+}
+notify "mail" {
+  email {
+    host    = "127.0.0.1"
+    port    = 2525
+    tls     = "starttls"
+    ca_file = "smtp-ca.pem"
+    from    = "upsproxy <upsproxy@example.com>"
+    to      = ["shipping@example.com"]
+  }
+}
+`
+
+func TestConfigValidate_LoadsTheCertificateFilesServeWouldLoad(t *testing.T) {
+	dir := t.TempDir()
+	if code := run(context.Background(), []string{"ca", "init", "--out", filepath.Join(dir, "ca")}, strings.NewReader(""), newBuf(), newBuf()); code != 0 {
+		t.Fatal("ca init failed")
+	}
+	caPEM, err := os.ReadFile(filepath.Join(dir, "ca", "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "upsproxy.hcl")
+	writeFile(t, cfg, filesConfig)
+	for _, n := range []string{"vault-ca.pem", "ups-ca.pem", "smtp-ca.pem"} {
+		writeFile(t, filepath.Join(dir, n), string(caPEM))
+	}
+	validate := func() (int, string) {
+		errb := newBuf()
+		code := run(context.Background(), []string{"config", "validate", "--config", cfg}, strings.NewReader(""), newBuf(), errb)
+		return code, errb.String()
+	}
+	if code, errs := validate(); code != 0 {
+		t.Fatalf("valid files: exit %d:\n%s", code, errs)
+	}
+
+	// Each file broken in its own way: serve would stop at the first.
+	writeFile(t, filepath.Join(dir, "ups-ca.pem"), "not a certificate")
+	writeFile(t, filepath.Join(dir, "vault-ca.pem"), "-----BEGIN CERTIFICATE-----\nbm9wZQ==\n-----END CERTIFICATE-----\n")
+	if err := os.Remove(filepath.Join(dir, "smtp-ca.pem")); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "ca", "ca-key.pem"), string(caPEM)) // a certificate where the key belongs
+	code, errs := validate()
+	if code != 1 {
+		t.Fatalf("broken files: exit %d, want 1:\n%s", code, errs)
+	}
+	for _, want := range []string{"mitm:", "ca-key.pem", "ups:", "ups-ca.pem", "vault-ca.pem", `notify "mail": ca_file`, "smtp-ca.pem", "4 file(s) that serve could not load"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errs)
+		}
+	}
+}

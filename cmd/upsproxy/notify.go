@@ -158,18 +158,9 @@ func buildChannel(ctx context.Context, nb config.Notify, vc *vaultapi.Client) (n
 		if err != nil {
 			return nil, err
 		}
-		var roots *x509.CertPool
-		if e.CAFile != "" {
-			pem, err := os.ReadFile(e.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("notify %q: ca_file: %w", nb.Name, err)
-			}
-			if roots, err = x509.SystemCertPool(); err != nil || roots == nil {
-				roots = x509.NewCertPool()
-			}
-			if !roots.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("notify %q: ca_file %s holds no PEM certificate", nb.Name, e.CAFile)
-			}
+		roots, err := emailRoots(nb)
+		if err != nil {
+			return nil, err
 		}
 		return notify.NewEmail(nb.Name, notify.EmailOptions{
 			Host: e.Host, Port: e.Port, TLS: e.TLS, RootCAs: roots,
@@ -258,4 +249,25 @@ func (d *daemon) refreshView(carrier string, env ups.Environment) notify.Refresh
 		}
 	}
 	return notify.RefreshView{}
+}
+
+// emailRoots is the certificate pool an email channel trusts: the
+// system's plus its ca_file; nil without a ca_file (the system's alone).
+func emailRoots(nb config.Notify) (*x509.CertPool, error) {
+	e := nb.Email
+	if e == nil || e.CAFile == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(e.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("notify %q: ca_file: %w", nb.Name, err)
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil || roots == nil {
+		roots = x509.NewCertPool()
+	}
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("notify %q: ca_file %s holds no PEM certificate", nb.Name, e.CAFile)
+	}
+	return roots, nil
 }

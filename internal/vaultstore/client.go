@@ -99,8 +99,8 @@ func newBaseClient(opts ClientOptions) (*vaultapi.Client, error) {
 		cfg.Timeout = opts.Timeout
 	}
 	if ca := firstSet(opts.CACert, getenv(EnvCACert)); ca != "" {
-		if err := cfg.ConfigureTLS(&vaultapi.TLSConfig{CACert: ca}); err != nil {
-			return nil, fmt.Errorf("vault client: CA certificate %s: %w", ca, err)
+		if err := configureCA(cfg, ca); err != nil {
+			return nil, err
 		}
 	}
 	client, err := vaultapi.NewClient(cfg)
@@ -120,4 +120,18 @@ func firstSet(vals ...string) string {
 		}
 	}
 	return ""
+}
+
+// configureCA makes cfg trust the CA certificate file ca (and only it).
+func configureCA(cfg *vaultapi.Config, ca string) error {
+	if err := cfg.ConfigureTLS(&vaultapi.TLSConfig{CACert: ca}); err != nil {
+		return fmt.Errorf("vault client: CA certificate %s: %w", ca, err)
+	}
+	return nil
+}
+
+// CheckCACert reports whether the Vault client could trust the CA
+// certificate file ca (config validate: serve would fail at start).
+func CheckCACert(ca string) error {
+	return configureCA(vaultapi.DefaultConfig(), ca)
 }
