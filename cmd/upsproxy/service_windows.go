@@ -261,7 +261,7 @@ func (c *cli) serviceRun(ctx context.Context, o serviceOptions) error {
 		_ = elog.Error(eventFailed, fmt.Sprintf("cannot create the log directory: %v", err))
 		return err
 	}
-	f, err := os.OpenFile(p.LogFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	f, err := openServiceLog(p.LogFile, serviceLogMaxMB, serviceLogBackups)
 	if err != nil {
 		_ = elog.Error(eventFailed, fmt.Sprintf("cannot open the log file: %v", err))
 		return err
